@@ -1,0 +1,34 @@
+# The two commands on the README's first screen: `make ask` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+Q      ?= How many troops would Pakistan send to Gaza?
+export HF_HUB_OFFLINE := 1
+
+.PHONY: ask test chat index bench clean
+
+# Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# Build the index from seeds/ if it is missing or stale, then answer Q.
+# Exit 1 from `verbatim ask` means "the documents don't answer": not a failure here.
+ask: $(STAMP)
+	@$(VENV)/bin/verbatim index build
+	@$(VENV)/bin/verbatim ask "$(Q)"; status=$$?; [ $$status -le 1 ]
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+chat: $(STAMP)
+	@$(VENV)/bin/verbatim index build
+	@$(VENV)/bin/verbatim chat
+
+index: $(STAMP)
+	$(VENV)/bin/verbatim index build
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Answering with verbatim quotes, and the interfaces over it (CLI, Discord)."""

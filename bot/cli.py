@@ -1,0 +1,189 @@
+"""The `verbatim` command line: a thin layer over `build_index` and `Answerer.answer`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from config import Settings, load_settings
+from index.errors import BadQuestion, VerbatimError
+
+# Exit codes, as documented in the README.
+EXIT_OK = 0
+EXIT_NOT_ANSWERED = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if not hasattr(arguments, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        settings = load_settings(
+            corpus_dir=getattr(arguments, "corpus", None), index_dir=getattr(arguments, "index", None)
+        )
+        return arguments.handler(settings, arguments)
+    except VerbatimError as error:
+        print(f"verbatim: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("verbatim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    # SUPPRESS: a subcommand's unset option must not overwrite one given before it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--corpus", type=Path, metavar="DIR", help="documents to index (default: settings corpus_dir)")
+    common.add_argument("--index", type=Path, metavar="DIR", help="where the index lives (default: settings index_dir)")
+    parser = argparse.ArgumentParser(
+        prog="verbatim",
+        description="Answer questions with verbatim, cited quotes from your documents.",
+        epilog="Exit codes: 0 answered/ok, 1 the documents don't answer, 2 error, 130 interrupted.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    index = commands.add_parser("index", help="build or inspect the index", parents=[common])
+    index_commands = index.add_subparsers(metavar="ACTION")
+    build = index_commands.add_parser("build", help="index the corpus (skipped when up to date)", parents=[common])
+    build.add_argument("--full", action="store_true", help="rebuild even if the index looks up to date")
+    build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    build.set_defaults(handler=_index_build)
+    status = index_commands.add_parser("status", help="describe the current index", parents=[common])
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_index_status)
+
+    ask = commands.add_parser(
+        "ask", help="answer a question (or one per line from stdin)", parents=[common],
+        description="Answer QUESTION with quotes; with no QUESTION, answer each line of stdin.",
+    )
+    ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
+    ask.add_argument("--top", type=int, metavar="N", help="at most N quotes (default: settings top_quotes)")
+    ask.add_argument("--json", action="store_true", help="one JSON object per answer")
+    ask.set_defaults(handler=_ask)
+
+    chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
+    chat.add_argument("--top", type=int, metavar="N", help="at most N quotes")
+    chat.set_defaults(handler=_chat)
+    return parser
+
+
+def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
+    from index.build import build_index
+
+    with _progress_bars() as progress:
+        summary = build_index(settings, progress, force=arguments.full)
+    for skipped in summary.skipped:
+        print(f"verbatim: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if arguments.json:
+        print(json.dumps({
+            "up_to_date": summary.up_to_date, "documents": summary.documents, "passages": summary.passages,
+            "sentences": summary.sentences, "skipped": [vars(s) for s in summary.skipped],
+            "seconds": round(summary.seconds, 3), "generation": summary.generation,
+        }))
+    elif summary.up_to_date:
+        print(f"index is up to date ({summary.generation}); nothing to do")
+    else:
+        print(
+            f"indexed {summary.documents} documents: {summary.passages} passages, {summary.sentences} sentences, "
+            f"{len(summary.skipped)} files skipped, in {summary.seconds:.1f} s"
+        )
+    return EXIT_OK
+
+
+def _index_status(settings: Settings, arguments: argparse.Namespace) -> int:
+    from index.status import index_status
+
+    status = index_status(settings)
+    if arguments.json:
+        print(json.dumps(status))
+    else:
+        for key, value in status.items():
+            print(f"{key:>12}: {value}")
+    return EXIT_OK
+
+
+def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.answer import Answerer
+
+    answerer = Answerer(settings)
+    render = _renderer(arguments.json)
+    if arguments.question is not None:
+        answer = answerer.answer(arguments.question, arguments.top)
+        sys.stdout.write(render(answer))
+        return EXIT_OK if answer.answered else EXIT_NOT_ANSWERED
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            sys.stdout.write(render(answerer.answer(line, arguments.top)))
+        except BadQuestion as error:
+            print(f"verbatim: {error}", file=sys.stderr)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.answer import Answerer
+
+    answerer = Answerer(settings)
+    render = _renderer(False)
+    print("Ask a question about the documents (empty line or Ctrl-D to quit).", file=sys.stderr)
+    while True:
+        try:
+            question = input("? ")
+        except EOFError:
+            return EXIT_OK
+        if not question.strip():
+            return EXIT_OK
+        try:
+            print(render(answerer.answer(question, arguments.top)))
+        except BadQuestion as error:
+            print(f"verbatim: {error}", file=sys.stderr)
+
+
+def _renderer(as_json: bool) -> Callable:
+    from bot.render import render_json, render_text
+
+    return (lambda answer: render_json(answer) + "\n") if as_json else render_text
+
+
+@contextmanager
+def _progress_bars() -> Iterator[object]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bars:
+        yield _RichProgress(bars)
+
+
+class _RichProgress:
+    def __init__(self, bars) -> None:
+        self._bars = bars
+        self._task = None
+
+    def start(self, label: str, total: int) -> None:
+        self._task = self._bars.add_task(label, total=total)
+
+    def advance(self, count: int) -> None:
+        if self._task is not None:
+            self._bars.advance(self._task, count)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

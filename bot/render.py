@@ -1,0 +1,25 @@
+"""Answers as text for people and JSON for machines."""
+
+from __future__ import annotations
+
+import json
+
+from bot.types import Answer
+
+REFUSAL = "The documents don't answer this question."
+
+
+def render_text(answer: Answer) -> str:
+    """Each quote as a block quote followed by `source:line`."""
+    if not answer.answered:
+        return REFUSAL + "\n"
+    blocks = []
+    for quote in answer.quotes:
+        quoted = "\n".join("> " + line for line in quote.text.split("\n"))
+        blocks.append(f"{quoted}\n  — {quote.source}:{quote.line}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_json(answer: Answer) -> str:
+    """One line of JSON in the stable contract."""
+    return json.dumps(answer.to_json(), ensure_ascii=False)

@@ -1,0 +1,70 @@
+"""Settings read from `config/defaults.toml`, then `.env`, then `VERBATIM_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Everything Verbatim can be configured with; see config/defaults.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VERBATIM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        toml_file=DEFAULTS_FILE,
+        frozen=True,
+    )
+
+    corpus_dir: Path = Path("seeds")
+    index_dir: Path = Path("var/index")
+    model: str = BUNDLED_MODEL
+    embed_batch_size: int = Field(32, ge=1)
+    passage_max_chars: int = Field(1000, ge=50)
+    passage_min_chars: int = Field(120, ge=0)
+    top_quotes: int = Field(3, ge=1, le=10)
+    candidate_passages: int = Field(10, ge=1)
+    min_score: float = 0.35
+    max_file_mb: float = Field(20, gt=0)
+    max_question_chars: int = Field(500, ge=10)
+    discord_token: SecretStr | None = None
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: explicit arguments, then the environment, then
+        # .env, and the documented defaults file last.
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings with the given fields overridden (None values are ignored)."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,1 @@
+"""The retrieval engine: documents -> sentence-exact passages -> embeddings -> FAISS + metadata."""

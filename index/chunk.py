@@ -1,0 +1,71 @@
+"""Passages: windows of whole sentences that respect paragraph breaks."""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+from index.sentences import paragraphs, sentences
+from index.types import Document, Passage, Span
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def chunk(document: Document, max_chars: int, min_chars: int) -> list[Passage]:
+    """Split a document into passages of at most `max_chars` (a longer sentence stays whole).
+
+    Paragraphs shorter than `min_chars` (headings, bylines) join the following
+    paragraph; a paragraph repeated verbatim in the document is indexed once.
+    """
+    lines = LineIndex(document.text)
+    passages: list[Passage] = []
+    for group in _paragraph_groups(document.text, min_chars):
+        group_sentences = [s for paragraph in group for s in sentences(document.text, paragraph)]
+        for window in _windows(group_sentences, max_chars):
+            start, end = window[0].start, window[-1].end
+            passages.append(Passage(document.source, start, end, lines.line_of(start), tuple(window)))
+    return passages
+
+
+class LineIndex:
+    """1-based line numbers of character offsets."""
+
+    def __init__(self, text: str) -> None:
+        self._newlines = [index for index, char in enumerate(text) if char == "\n"]
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self._newlines, offset - 1) + 1
+
+
+def _paragraph_groups(text: str, min_chars: int) -> list[list[Span]]:
+    seen: set[str] = set()
+    groups: list[list[Span]] = []
+    pending: list[Span] = []
+    for paragraph in paragraphs(text):
+        key = _WHITESPACE.sub(" ", text[paragraph.start : paragraph.end])
+        if key in seen:
+            continue
+        seen.add(key)
+        pending.append(paragraph)
+        if pending[-1].end - pending[0].start >= min_chars:
+            groups.append(pending)
+            pending = []
+    if pending:
+        if groups and pending[-1].end - pending[0].start < min_chars:
+            groups[-1].extend(pending)  # a short tail (a signature) joins what precedes it
+        else:
+            groups.append(pending)
+    return groups
+
+
+def _windows(spans: list[Span], max_chars: int) -> list[list[Span]]:
+    windows: list[list[Span]] = []
+    current: list[Span] = []
+    for span in spans:
+        if current and span.end - current[0].start > max_chars:
+            windows.append(current)
+            current = []
+        current.append(span)
+    if current:
+        windows.append(current)
+    return windows

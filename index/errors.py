@@ -1,0 +1,33 @@
+"""Specific errors with messages a user can act on."""
+
+
+class VerbatimError(Exception):
+    """Base of every error Verbatim reports to a user as one line."""
+
+
+class CorpusMissing(VerbatimError):
+    """The corpus directory does not exist."""
+
+
+class IndexMissing(VerbatimError):
+    """No index has been built at the configured path."""
+
+
+class IndexMismatch(VerbatimError):
+    """The index on disk was built with other settings (model, format, chunking)."""
+
+
+class IndexCorrupt(VerbatimError):
+    """The index files are damaged or incomplete."""
+
+
+class ModelUnavailable(VerbatimError):
+    """The embedding model could not be loaded."""
+
+
+class BuildLocked(VerbatimError):
+    """Another build holds the index lock."""
+
+
+class BadQuestion(VerbatimError):
+    """The question cannot be answered as asked (empty, too long)."""

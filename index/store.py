@@ -1,0 +1,199 @@
+"""The index on disk: generations of immutable files behind an atomic pointer.
+
+    index_dir/
+      CURRENT              name of the generation readers should load
+      gen-<time>-<id>/     manifest.json, meta.sqlite, passages.faiss,
+                           sentences.npy, bm25_*.npy, bm25_vocabulary.json
+      .building-<id>/      a build in progress (removed by the next build if it died)
+
+A build writes a whole new generation, fsyncs it, then replaces CURRENT; a
+reader therefore sees the old index or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from index.errors import IndexCorrupt, IndexMissing
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+METADATA = "meta.sqlite"
+PASSAGE_VECTORS = "passages.faiss"
+SENTENCE_VECTORS = "sentences.npy"
+GENERATION_PREFIX = "gen-"
+BUILDING_PREFIX = ".building-"
+
+SCHEMA = """
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    chars INTEGER NOT NULL,
+    page_starts TEXT NOT NULL,
+    indexed_at TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE passages (
+    id INTEGER PRIMARY KEY,
+    document_id INTEGER NOT NULL REFERENCES documents(id),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    first_sentence INTEGER NOT NULL,
+    sentence_count INTEGER NOT NULL
+);
+CREATE TABLE sentences (
+    id INTEGER PRIMARY KEY,
+    document_id INTEGER NOT NULL REFERENCES documents(id),
+    passage_id INTEGER NOT NULL REFERENCES passages(id),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    line INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built with, and checksums of its files."""
+
+    format_version: int
+    model: str
+    dimension: int
+    passage_max_chars: int
+    passage_min_chars: int
+    built_at: str
+    documents: int
+    passages: int
+    sentences: int
+    faiss_type: str = "flat"
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, generation: Path) -> Manifest:
+        """The manifest of a generation directory."""
+        try:
+            data = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as error:
+            raise IndexCorrupt(f"index manifest is unreadable ({error}); run `verbatim index build --full`") from error
+
+    def write(self, generation: Path) -> None:
+        _write_durably(generation / MANIFEST, json.dumps(asdict(self), indent=2, sort_keys=True))
+
+
+def current_generation(index_dir: Path) -> Path:
+    """The generation directory CURRENT points at."""
+    pointer = index_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissing(f"no index at {index_dir}; build one with `verbatim index build`") from None
+    generation = index_dir / name
+    if not name.startswith(GENERATION_PREFIX) or not generation.is_dir():
+        raise IndexCorrupt(f"index pointer {pointer} names a missing generation {name!r}; run `verbatim index build --full`")
+    return generation
+
+
+def new_build_directory(index_dir: Path) -> Path:
+    """A fresh private directory to write a generation into."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    directory = index_dir / f"{BUILDING_PREFIX}{uuid.uuid4().hex[:12]}"
+    directory.mkdir()
+    return directory
+
+
+def create_metadata(directory: Path) -> sqlite3.Connection:
+    """An empty metadata database in a build directory."""
+    connection = sqlite3.connect(directory / METADATA)
+    connection.executescript(SCHEMA)
+    return connection
+
+
+def open_metadata(generation: Path) -> sqlite3.Connection:
+    """A read-only connection to a generation's metadata, usable from any thread."""
+    uri = f"file:{(generation / METADATA).as_posix()}?mode=ro&immutable=1"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path:
+    """Checksum, fsync and rename a finished build into place, then point CURRENT at it."""
+    checksums = {path.name: file_sha256(path) for path in sorted(build_directory.iterdir()) if path.name != MANIFEST}
+    manifest = Manifest(**{**asdict(manifest_without_checksums), "checksums": checksums})
+    manifest.write(build_directory)
+    for path in build_directory.iterdir():
+        _fsync_path(path)
+    _fsync_path(build_directory)
+    index_dir = build_directory.parent
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    generation = index_dir / f"{GENERATION_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}"
+    os.rename(build_directory, generation)
+    _fsync_path(index_dir)
+    _write_durably(index_dir / CURRENT, generation.name + "\n")
+    return generation
+
+
+def verify(generation: Path, manifest: Manifest) -> None:
+    """Raise IndexCorrupt unless every file matches its checksum in the manifest."""
+    for name, expected in manifest.checksums.items():
+        path = generation / name
+        try:
+            actual = file_sha256(path)
+        except OSError:
+            raise IndexCorrupt(f"index file {path} is missing; run `verbatim index build --full`") from None
+        if actual != expected:
+            raise IndexCorrupt(f"index file {path} is damaged (checksum mismatch); run `verbatim index build --full`")
+
+
+def remove_stale(index_dir: Path, keep: int = 2) -> None:
+    """Delete dead builds and all but the newest `keep` generations (CURRENT always stays)."""
+    if not index_dir.is_dir():
+        return
+    try:
+        current = current_generation(index_dir).name
+    except (IndexMissing, IndexCorrupt):
+        current = None
+    for leftover in index_dir.glob(f"{BUILDING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    generations = sorted(index_dir.glob(f"{GENERATION_PREFIX}*"), key=lambda path: path.name, reverse=True)
+    for old in generations[keep:]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_durably(path: Path, content: str) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with temporary.open("w", encoding="utf-8") as stream:
+        stream.write(content)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+    _fsync_path(path.parent)
+
+
+def _fsync_path(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

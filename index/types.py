@@ -1,0 +1,44 @@
+"""The frozen records that flow through the indexing pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document's decoded text, named by its path relative to the corpus dir."""
+
+    source: str
+    text: str
+    sha256: str
+    kind: str = "txt"
+    # Character offsets where each page starts (pdf only); empty otherwise.
+    page_starts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range `[start, end)` of a document's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A window of whole sentences of one document; the unit that retrieval ranks."""
+
+    source: str
+    start: int
+    end: int
+    line: int
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file the build passed over, and why."""
+
+    source: str
+    reason: str
