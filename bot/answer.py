@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.types import Answer, Quote
@@ -15,6 +16,7 @@ from index.lexical import tokenize
 from index.search import Hit, Searcher, Weights
 
 _WORD = re.compile(r"\w")
+_BLANK_LINE = re.compile(r"\n\s*\n")
 # Quotes sharing this much of their vocabulary count as the same quote.
 NEAR_DUPLICATE = 0.8
 
@@ -38,7 +40,10 @@ class Answerer:
         check_question(question, self.settings.max_question_chars)
         searcher = self._current_searcher()
         hits = searcher.search(question)
-        quotes = select_quotes(hits, top or self.settings.top_quotes, self.settings.min_score)
+        quotes = select_quotes(
+            hits, top or self.settings.top_quotes, self.settings.min_score,
+            self.settings.quote_max_chars, searcher.document_text,
+        )
         took_ms = (time.perf_counter() - started) * 1000
         return Answer(question, bool(quotes), tuple(quotes), took_ms)
 
@@ -71,19 +76,44 @@ def check_question(question: str, max_chars: int) -> None:
         raise BadQuestion("the question has no words to search for")
 
 
-def select_quotes(hits: list[Hit], top: int, min_score: float) -> list[Quote]:
-    """The best hits as quotes: above the threshold, no repeats, no near-duplicates."""
+def select_quotes(
+    hits: list[Hit], top: int, min_score: float, max_chars: int, document_text: Callable[[int], str]
+) -> list[Quote]:
+    """The best hits as quotes: above the threshold, no repeats or near-duplicates, each
+    widened to its best neighbouring sentences while it stays within `max_chars`."""
+    by_sentence = {hit.sentence_id: hit for hit in hits}
+    used: set[int] = set()
     quotes: list[Quote] = []
     chosen_terms: list[set[str]] = []
     for hit in hits:
-        if len(quotes) == top or hit.score < min_score:
-            break
+        if len(quotes) == top or (not quotes and hit.score < min_score):
+            break  # the threshold decides whether to answer; once answering, show the best few
         terms = set(tokenize(hit.text)) or {hit.text}
-        if any(_similarity(terms, other) >= NEAR_DUPLICATE for other in chosen_terms):
+        if hit.sentence_id in used or any(_similarity(terms, other) >= NEAR_DUPLICATE for other in chosen_terms):
             continue
+        window = _widen(hit, by_sentence, used, max_chars, document_text(hit.document_id))
+        used.update(member.sentence_id for member in window)
         chosen_terms.append(terms)
-        quotes.append(Quote(hit.text, hit.source, hit.start, hit.end, hit.line, round(hit.score, 4)))
+        first, last = window[0], window[-1]
+        text = document_text(hit.document_id)[first.start : last.end]
+        quotes.append(Quote(text, hit.source, first.start, last.end, first.line, round(hit.score, 4)))
     return quotes
+
+
+def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int, text: str) -> list[Hit]:
+    # Answers often sit in the sentence before or after the one that echoes the
+    # question; a neighbour joins when the quote stays short enough to read.
+    window = [hit]
+    neighbours = [by_sentence.get(hit.sentence_id - 1), by_sentence.get(hit.sentence_id + 1)]
+    for neighbour in sorted((n for n in neighbours if n is not None), key=lambda n: -n.score):
+        if neighbour.passage_id != hit.passage_id or neighbour.sentence_id in used:
+            continue
+        candidate = sorted([*window, neighbour], key=lambda member: member.start)
+        after = neighbour.start >= window[-1].end
+        gap = text[window[-1].end : neighbour.start] if after else text[neighbour.end : window[0].start]
+        if candidate[-1].end - candidate[0].start <= max_chars and not _BLANK_LINE.search(gap):
+            window = candidate
+    return window
 
 
 def _similarity(first: set[str], second: set[str]) -> float:
@@ -98,7 +128,7 @@ def _pointer_mtime(index_dir: Path) -> float:
 
 
 def _load_query_embedder(settings: Settings):
-    from index.embed import SentenceTransformerEmbedder
+    from index.embed import load_embedder
 
-    embedder = SentenceTransformerEmbedder(settings.model, settings.embed_batch_size)
+    embedder = load_embedder(settings.model, settings.embed_batch_size)
     return lambda question: embedder.embed([question])[0]

@@ -73,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="one JSON object per answer")
     ask.set_defaults(handler=_ask)
 
+    evaluate = commands.add_parser(
+        "eval", help="measure answer quality on SQuAD-style questions", parents=[common],
+        description="Build a throwaway index of QA_FILE's articles (plus distractors) and score every answer. "
+        "QA_FILE is SQuAD JSON (v1.1/v2.0) or JSONL lines {\"question\": str, \"answers\": [str]} "
+        "(then --corpus gives the documents).",
+    )
+    evaluate.add_argument("qa_file", type=Path, metavar="QA_FILE")
+    evaluate.add_argument("--distractors", type=Path, nargs="*", default=[], metavar="FILE",
+                          help="SQuAD files whose paragraphs are added to the index, questions ignored")
+    evaluate.add_argument("--holdout-articles", type=int, default=0, metavar="K",
+                          help="leave the last K articles out and count their questions as out-of-corpus")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="ask only the first N questions")
+    evaluate.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    evaluate.set_defaults(handler=_eval)
+
     chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
     chat.add_argument("--top", type=int, metavar="N", help="at most N quotes")
     chat.set_defaults(handler=_chat)
@@ -151,6 +166,19 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
             print(render(answerer.answer(question, arguments.top)))
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
+
+
+def _eval(settings: Settings, arguments: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from bot.evaluation import evaluate, load_eval_set, report_lines
+
+    eval_set = load_eval_set(arguments.qa_file)
+    distractors = [load_eval_set(path) for path in arguments.distractors]
+    with _progress_bars() as progress:
+        report = evaluate(eval_set, settings, distractors, arguments.holdout_articles, arguments.limit, progress)
+    print(json.dumps(asdict(report)) if arguments.json else "\n".join(report_lines(report)))
+    return EXIT_OK
 
 
 def _renderer(as_json: bool) -> Callable:

@@ -35,8 +35,9 @@ class Settings(BaseSettings):
     passage_max_chars: int = Field(1000, ge=50)
     passage_min_chars: int = Field(120, ge=0)
     top_quotes: int = Field(3, ge=1, le=10)
+    quote_max_chars: int = Field(380, ge=0)
     candidate_passages: int = Field(10, ge=1)
-    min_score: float = 0.35
+    min_score: float = 0.76
     max_file_mb: float = Field(20, gt=0)
     max_question_chars: int = Field(500, ge=10)
     discord_token: SecretStr | None = None

@@ -107,15 +107,16 @@ def settings_changed(settings: Settings, manifest: store.Manifest) -> bool:
 
 
 def _write_generation(settings: Settings, documents: list[Document], progress: Progress) -> Path:
-    from index.embed import SentenceTransformerEmbedder
     import faiss
+
+    from index.embed import load_embedder
 
     passages_by_document = [chunk(d, settings.passage_max_chars, settings.passage_min_chars) for d in documents]
     passage_texts = [d.text[p.start : p.end] for d, ps in zip(documents, passages_by_document) for p in ps]
     sentence_texts = [
         d.text[s.start : s.end] for d, ps in zip(documents, passages_by_document) for p in ps for s in p.sentences
     ]
-    embedder = SentenceTransformerEmbedder(settings.model, settings.embed_batch_size)
+    embedder = load_embedder(settings.model, settings.embed_batch_size)
     progress.start("embedding", len(passage_texts) + len(sentence_texts))
     passage_vectors = embedder.embed(passage_texts, progress.advance)
     sentence_vectors = embedder.embed(sentence_texts, progress.advance)

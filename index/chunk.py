@@ -9,6 +9,8 @@ from index.sentences import paragraphs, sentences
 from index.types import Document, Passage, Span
 
 _WHITESPACE = re.compile(r"\s+")
+# Repeated text this long is a pull quote (shorter repeats are ordinary phrases).
+PULL_QUOTE_CHARS = (40, 600)
 
 
 def chunk(document: Document, max_chars: int, min_chars: int) -> list[Passage]:
@@ -38,14 +40,9 @@ class LineIndex:
 
 
 def _paragraph_groups(text: str, min_chars: int) -> list[list[Span]]:
-    seen: set[str] = set()
     groups: list[list[Span]] = []
     pending: list[Span] = []
-    for paragraph in paragraphs(text):
-        key = _WHITESPACE.sub(" ", text[paragraph.start : paragraph.end])
-        if key in seen:
-            continue
-        seen.add(key)
+    for paragraph in _unrepeated_paragraphs(text):
         pending.append(paragraph)
         if pending[-1].end - pending[0].start >= min_chars:
             groups.append(pending)
@@ -56,6 +53,28 @@ def _paragraph_groups(text: str, min_chars: int) -> list[list[Span]]:
         else:
             groups.append(pending)
     return groups
+
+
+def _unrepeated_paragraphs(text: str) -> list[Span]:
+    """Paragraphs less repeats: a second copy, or a pull quote that also stands inside a longer paragraph."""
+    flat = _WHITESPACE.sub(" ", text)
+    seen: set[str] = set()
+    kept = []
+    for paragraph in paragraphs(text):
+        key = _WHITESPACE.sub(" ", text[paragraph.start : paragraph.end])
+        if key in seen:
+            continue
+        seen.add(key)
+        if PULL_QUOTE_CHARS[0] <= len(key) <= PULL_QUOTE_CHARS[1] and flat.count(key) > 1 and not _repeats_whole(key, text):
+            continue
+        kept.append(paragraph)
+    return kept
+
+
+def _repeats_whole(key: str, text: str) -> bool:
+    # True when the other copies are whole paragraphs (kept once above), not part of a longer one.
+    others = [_WHITESPACE.sub(" ", text[p.start : p.end]) for p in paragraphs(text)]
+    return sum(other == key for other in others) == _WHITESPACE.sub(" ", text).count(key)
 
 
 def _windows(spans: list[Span], max_chars: int) -> list[list[Span]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,9 @@ class SentenceTransformerEmbedder:
             if progress:
                 progress(len(batch))
         return vectors
+
+
+@lru_cache(maxsize=2)
+def load_embedder(model: str, batch_size: int = 32) -> SentenceTransformerEmbedder:
+    """A shared embedder per model: loading one costs seconds, so each process does it once."""
+    return SentenceTransformerEmbedder(model, batch_size)

@@ -10,11 +10,13 @@ import json
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import snowballstemmer
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 STOPWORDS = frozenset(
@@ -25,15 +27,23 @@ STOPWORDS = frozenset(
     ourselves out over own same she should so some such than that the their theirs them
     themselves then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself yourselves
-    s t""".split()
+    many much s t""".split()
 )
 K1 = 1.5
 B = 0.75
 
 
+_STEMMER = snowballstemmer.stemmer("english")
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens without stopwords."""
-    return [token for token in _TOKEN.findall(text.lower()) if token not in STOPWORDS]
+    """Lower-cased, stemmed word tokens without stopwords ("located" and "location" meet)."""
+    return [_stem(token) for token in _TOKEN.findall(text.lower()) if token not in STOPWORDS]
+
+
+@lru_cache(maxsize=200_000)
+def _stem(token: str) -> str:
+    return _STEMMER.stemWord(token)
 
 
 @dataclass(frozen=True)

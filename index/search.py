@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -17,20 +16,37 @@ from index.lexical import K1, LexicalIndex, tokenize
 
 QueryEmbedder = Callable[[str], np.ndarray]
 
+_ASKS_FOR_NUMBER = re.compile(r"\b(how (many|much|long|old|far|large|big)|what (year|percentage|percent)|when)\b", re.I)
+_HAS_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|dozen|half)\b",
+    re.I,
+)
+
+
+_HOW_MANY = re.compile(r"\bhow many (\w+(?: \w+)?)", re.I)
+_NUMBER_THEN_WORDS = re.compile(
+    r"(?:\d[\d,.]*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand|million|billion)\b)"
+    r"((?:\W+\w+){1,3})",
+    re.I,
+)
+
 
 @dataclass(frozen=True)
 class Weights:
-    """How the retrieval signals are mixed (defaults measured with `verbatim eval`)."""
+    """How the retrieval signals are mixed (defaults measured with bench/tune.py and `verbatim eval`)."""
 
-    passage_dense: float = 0.5
-    sentence_dense: float = 0.4
-    sentence_lexical: float = 0.3
-    sentence_passage: float = 0.3
+    passage_dense: float = 0.4
+    sentence_dense: float = 0.6
+    sentence_lexical: float = 0.7
+    sentence_passage: float = 0.6
+    answer_type: float = 0.2
+    counted_noun: float = 0.3
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A candidate sentence: its exact place in a document and how well it matches."""
+    """A candidate sentence: its exact place in a document, how well it matches, and why."""
 
     source: str
     start: int
@@ -41,6 +57,33 @@ class Hit:
     passage_id: int
     sentence_id: int
     document_id: int
+    dense: float = 0.0
+    lexical: float = 0.0
+    passage: float = 0.0
+    coverage: float = 0.0
+    passage_dense: float = 0.0
+    passage_lexical: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Query:
+    text: str
+    vector: np.ndarray
+    term_weights: dict[str, float]
+    total_weight: float
+    asks_for_number: bool
+    counted: frozenset[str]
+
+    def overlap(self, terms: set[str]) -> float:
+        """The idf-weighted share of the question's terms found in `terms`."""
+        return sum(w for term, w in self.term_weights.items() if term in terms) / self.total_weight
+
+
+@dataclass(frozen=True)
+class _PassageScore:
+    combined: float
+    dense: float
+    lexical: float
 
 
 class Searcher:
@@ -66,77 +109,99 @@ class Searcher:
         self._texts: OrderedDict[int, str] = OrderedDict()
 
     def search(self, question: str) -> list[Hit]:
-        """Sentences of the best passages, best first."""
+        """Every sentence of the best passages, best first."""
         if self.manifest.passages == 0:
             return []
-        question_vector = np.asarray(self._embed_query(question), dtype=np.float32).reshape(1, -1)
-        query_terms = tokenize(question)
-        passage_scores = self._score_passages(question_vector, query_terms)
-        return self._score_sentences(question_vector[0], query_terms, passage_scores)
-
-    def close(self) -> None:
-        self._metadata.close()
-
-    def _score_passages(self, question_vector: np.ndarray, query_terms: list[str]) -> dict[int, float]:
-        k = min(self._candidates, self.manifest.passages)
-        dense_scores, dense_ids = self._faiss.search(question_vector, k)
-        dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
-        lexical_all = self._lexical.scores(query_terms) / _max_bm25(self._lexical, query_terms)
-        lexical_top = np.argsort(-lexical_all)[:k]
-        candidates = set(dense) | {int(i) for i in lexical_top if lexical_all[i] > 0}
-        weight = self.weights.passage_dense
-        scores = {}
-        for passage_id in candidates:
-            cosine = dense.get(passage_id)
-            if cosine is None:
-                cosine = float(self._faiss.reconstruct(passage_id) @ question_vector[0])
-            scores[passage_id] = weight * cosine + (1 - weight) * float(lexical_all[passage_id])
-        best = sorted(scores.items(), key=lambda item: -item[1])[:k]
-        return dict(best)
-
-    def _score_sentences(
-        self, question_vector: np.ndarray, query_terms: list[str], passage_scores: dict[int, float]
-    ) -> list[Hit]:
-        placeholders = ",".join("?" * len(passage_scores))
-        rows = self._metadata.execute(
-            f"SELECT s.id, s.passage_id, s.document_id, d.source, s.start, s.end, s.line "
-            f"FROM sentences s JOIN documents d ON d.id = s.document_id WHERE s.passage_id IN ({placeholders})",
-            list(passage_scores),
-        ).fetchall()
-        if not rows:
-            return []
-        sentence_ids = np.array([row[0] for row in rows])
-        cosines = np.asarray(self._sentence_vectors[np.sort(sentence_ids)], dtype=np.float32) @ question_vector
-        cosine_by_id = dict(zip(np.sort(sentence_ids).tolist(), cosines.tolist()))
-        term_weights = {term: self._lexical.term_idf(term) for term in set(query_terms)}
-        total_weight = sum(term_weights.values()) or 1.0
-        w = self.weights
-        hits = []
-        for sentence_id, passage_id, document_id, source, start, end, line in rows:
-            text = self.document_text(document_id)[start:end]
-            present = set(tokenize(text))
-            overlap = sum(weight for term, weight in term_weights.items() if term in present) / total_weight
-            score = (
-                w.sentence_dense * cosine_by_id[sentence_id]
-                + w.sentence_lexical * overlap
-                + w.sentence_passage * passage_scores[passage_id]
-            )
-            hits.append(Hit(source, start, end, line, text, score, passage_id, sentence_id, document_id))
-        hits.sort(key=lambda hit: -hit.score)
-        return hits
+        query = self._query(question)
+        return self._score_sentences(query, self._score_passages(query))
 
     def document_text(self, document_id: int) -> str:
-        """The full indexed text of a document (cached)."""
+        """The full indexed text of a document (a few recent ones are cached)."""
         text = self._texts.get(document_id)
         if text is None:
-            row = self._metadata.execute("SELECT text FROM documents WHERE id = ?", (document_id,)).fetchone()
-            text = row[0]
+            (text,) = self._metadata.execute("SELECT text FROM documents WHERE id = ?", (document_id,)).fetchone()
             self._texts[document_id] = text
             if len(self._texts) > 64:
                 self._texts.popitem(last=False)
         else:
             self._texts.move_to_end(document_id)
         return text
+
+    def close(self) -> None:
+        """Release the metadata connection."""
+        self._metadata.close()
+
+    def _query(self, question: str) -> _Query:
+        vector = np.asarray(self._embed_query(question), dtype=np.float32).reshape(-1)
+        terms = set(tokenize(question))
+        # A term the corpus never uses is the strongest sign it can't answer:
+        # weigh it like the rarest term, so coverage drops when it is missing.
+        rarest = float(self._lexical.idf.max()) if self._lexical.idf.size else 1.0
+        term_weights = {term: self._lexical.term_idf(term) or rarest for term in terms}
+        total = sum(term_weights.values()) or 1.0
+        how_many = _HOW_MANY.search(question)
+        counted = frozenset(tokenize(how_many.group(1))) if how_many else frozenset()
+        return _Query(question, vector, term_weights, total, bool(_ASKS_FOR_NUMBER.search(question)), counted)
+
+    def _score_passages(self, query: _Query) -> dict[int, _PassageScore]:
+        k = min(self._candidates, self.manifest.passages)
+        dense_scores, dense_ids = self._faiss.search(query.vector.reshape(1, -1), k)
+        dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
+        # BM25 on a 0..1 scale: divided by what a passage matching every term strongly would score.
+        best_possible = sum(w for t, w in query.term_weights.items() if self._lexical.term_idf(t)) * (K1 + 1)
+        lexical = self._lexical.scores(list(query.term_weights)) / (best_possible or 1.0)
+        lexical_top = np.argpartition(-lexical, k - 1)[:k] if k < lexical.size else np.arange(lexical.size)
+        candidates = set(dense) | {int(i) for i in lexical_top if lexical[i] > 0}
+        weight = self.weights.passage_dense
+        scores = {}
+        for passage_id in candidates:
+            cosine = dense.get(passage_id)
+            if cosine is None:
+                cosine = float(self._faiss.reconstruct(passage_id) @ query.vector)
+            lexical_score = float(lexical[passage_id])
+            scores[passage_id] = _PassageScore(weight * cosine + (1 - weight) * lexical_score, cosine, lexical_score)
+        return dict(sorted(scores.items(), key=lambda item: -item[1].combined)[:k])
+
+    def _score_sentences(self, query: _Query, passages: dict[int, _PassageScore]) -> list[Hit]:
+        placeholders = ",".join("?" * len(passages))
+        rows = self._metadata.execute(
+            "SELECT s.id, s.passage_id, s.document_id, d.source, s.start, s.end, s.line "
+            f"FROM sentences s JOIN documents d ON d.id = s.document_id WHERE s.passage_id IN ({placeholders}) "
+            "ORDER BY s.id",
+            list(passages),
+        ).fetchall()
+        if not rows:
+            return []
+        sentence_ids = [row[0] for row in rows]
+        cosines = np.asarray(self._sentence_vectors[sentence_ids], dtype=np.float32) @ query.vector
+        texts = [self.document_text(row[2])[row[4] : row[5]] for row in rows]
+        passage_terms: dict[int, set[str]] = {}
+        sentence_terms = [set(tokenize(text)) for text in texts]
+        for row, terms in zip(rows, sentence_terms):
+            passage_terms.setdefault(row[1], set()).update(terms)
+        w = self.weights
+        hits = []
+        for (sentence_id, passage_id, document_id, source, start, end, line), text, terms, cosine in zip(
+            rows, texts, sentence_terms, cosines.tolist()
+        ):
+            lexical = query.overlap(terms)
+            passage = passages[passage_id]
+            typed = w.answer_type if query.asks_for_number and _HAS_NUMBER.search(text) else 0.0
+            if query.counted and _counts(text, query.counted):
+                typed += w.counted_noun
+            score = w.sentence_dense * cosine + w.sentence_lexical * lexical + w.sentence_passage * passage.combined + typed
+            hits.append(Hit(
+                source, start, end, line, text, score, passage_id, sentence_id, document_id,
+                cosine, lexical, passage.combined, query.overlap(passage_terms[passage_id]),
+                passage.dense, passage.lexical,
+            ))
+        hits.sort(key=lambda hit: -hit.score)
+        return hits
+
+
+def _counts(text: str, nouns: frozenset[str]) -> bool:
+    """Whether a number in `text` counts one of `nouns` ("3,500 troops" for "how many troops")."""
+    return any(nouns & set(tokenize(match.group(1))) for match in _NUMBER_THEN_WORDS.finditer(text))
 
 
 def check_compatible(manifest: store.Manifest, settings: Settings) -> None:
@@ -151,10 +216,3 @@ def check_compatible(manifest: store.Manifest, settings: Settings) -> None:
             f"index was built with model {manifest.model!r} but settings name {settings.model!r}; "
             "run `verbatim index build` to rebuild it"
         )
-
-
-def _max_bm25(lexical: LexicalIndex, query_terms: Sequence[str]) -> float:
-    # The score a passage would get if it matched every query term strongly,
-    # so that lexical scores share one 0..1 scale across questions.
-    total = sum(lexical.term_idf(term) for term in set(query_terms)) * (K1 + 1)
-    return total if total > 0 else math.inf

@@ -136,7 +136,9 @@ def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path
         _fsync_path(path)
     _fsync_path(build_directory)
     index_dir = build_directory.parent
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    now = time.time_ns()
+    # Names sort in build order, which remove_stale relies on.
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now / 1e9)) + f".{now % 1_000_000_000:09d}"
     generation = index_dir / f"{GENERATION_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}"
     os.rename(build_directory, generation)
     _fsync_path(index_dir)

@@ -1,0 +1,34 @@
+"""Collect per-question candidate signals once, then sweep scoring weights offline.
+
+Not part of the product: a lab bench for choosing the defaults in index/search.py
+and config/defaults.toml. Usage: python bench/tune.py
+"""
+import json, sys, time
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bot.answer import Answerer
+from bot.evaluation import load_eval_set, _write_corpus
+from config import load_settings
+from index.build import build_index
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+work = Path("var/tune")
+squad = load_eval_set(DATA / "squad2-dev-a.json")
+distractors = load_eval_set(DATA / "squad2-distractors.json")
+held_out = {list(squad.articles)[-1]}
+corpus = work / "corpus"
+if not corpus.exists():
+    _write_corpus(corpus, squad, [distractors], held_out)
+settings = load_settings(corpus_dir=corpus, index_dir=work / "index", candidate_passages=int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+print(build_index(settings, force=True))
+answerer = Answerer(settings)
+rows = []
+for q in squad.questions:
+    hits = answerer.searcher.search(q.question)
+    rows.append({
+        "q": q.question, "answers": q.answers, "kind": "ooc" if q.article in held_out and q.answers else ("ans" if q.answers else "imp"),
+        "hits": [[h.dense, h.lexical, h.passage, h.text, h.sentence_id, h.passage_id, h.passage_dense, h.passage_lexical, h.coverage, h.score] for h in hits],
+    })
+(work / "signals.json").write_text(json.dumps(rows))
+print("wrote", len(rows))

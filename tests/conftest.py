@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny corpora in tmp_path and settings that point at them.
+
+The real bundled model is used throughout; `index.embed.load_embedder` caches it,
+so a test session loads it once.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "seeds" / "000_23546ede53cb2a58.txt"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Settings must come from the test, not from a developer's shell or .env.
+    for name in [n for n in __import__("os").environ if n.startswith("VERBATIM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings whose corpus and index live under tmp_path."""
+    return load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", **overrides)
+
+
+def write_corpus(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    """Create tmp_path/corpus with the given files (text or bytes)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for name, content in files.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return corpus
+
+
+@pytest.fixture
+def seed_settings(tmp_path: Path) -> Settings:
+    """Settings for a corpus holding just the seed article."""
+    (tmp_path / "corpus").mkdir()
+    shutil.copy(SEED, tmp_path / "corpus" / SEED.name)
+    return make_settings(tmp_path)

@@ -1,0 +1,92 @@
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from bot.answer import Answerer, check_question
+from index.build import build_index
+from index.errors import BadQuestion, IndexMismatch, IndexMissing
+from tests.conftest import make_settings, write_corpus
+
+
+@pytest.fixture
+def seed_answerer(seed_settings):
+    build_index(seed_settings)
+    return Answerer(seed_settings)
+
+
+def test_seed_article_answers_the_troops_question_with_the_exact_quote(seed_answerer, seed_settings):
+    answer = seed_answerer.answer("How many troops would Pakistan send to Gaza?")
+    assert answer.answered
+    assert "3,500 troops" in answer.quotes[0].text
+    text = (seed_settings.corpus_dir / answer.quotes[0].source).read_text(encoding="utf-8")
+    for quote in answer.quotes:
+        assert text[quote.start : quote.end] == quote.text
+        assert quote.line == text.count("\n", 0, quote.start) + 1
+    spans = [(q.source, q.start, q.end) for q in answer.quotes]
+    assert len(set(spans)) == len(spans)
+    assert len({q.text for q in answer.quotes}) == len(answer.quotes)
+
+
+@pytest.mark.parametrize("question", ["Who won the football World Cup in 2022?", "What is a good recipe for lasagna?"])
+def test_questions_the_article_cannot_answer_are_refused(seed_answerer, question):
+    answer = seed_answerer.answer(question)
+    assert not answer.answered and answer.quotes == ()
+
+
+def test_bad_questions_get_helpful_errors():
+    with pytest.raises(BadQuestion, match="empty"):
+        check_question("", 100)
+    with pytest.raises(BadQuestion, match="under 100"):
+        check_question("x" * 101, 100)
+    with pytest.raises(BadQuestion, match="no words"):
+        check_question("?!", 100)
+
+
+def test_missing_index_and_other_model_are_clear_errors(tmp_path, seed_settings):
+    with pytest.raises(IndexMissing):
+        Answerer(make_settings(tmp_path / "elsewhere"))
+    build_index(seed_settings)
+    other = seed_settings.model_copy(update={"model": "some/other-model"})
+    with pytest.raises(IndexMismatch, match="built with model"):
+        Answerer(other)
+
+
+def test_a_rebuilt_index_is_picked_up_without_a_restart(tmp_path):
+    write_corpus(tmp_path, {"a.txt": "The lighthouse keeper lit the lamp at dusk every evening."})
+    settings = make_settings(tmp_path)
+    build_index(settings)
+    answerer = Answerer(settings)
+    assert not answerer.answer("What colour is the submarine in the harbour?").answered
+    write_corpus(tmp_path, {"b.txt": "The submarine in the harbour is painted bright yellow."})
+    build_index(settings)
+    answer = answerer.answer("What colour is the submarine in the harbour?")
+    assert answer.answered and answer.quotes[0].source == "b.txt"
+
+
+WORDS = st.sampled_from("honey bees hive queen drone wax flower summer winter colony nectar".split())
+SENTENCE = st.builds(
+    lambda words, end: " ".join(words).capitalize() + end,
+    st.lists(WORDS, min_size=1, max_size=8),
+    st.sampled_from([".", "!", "?", "", "...", '."']),
+)
+SEPARATOR = st.sampled_from([" ", "  ", "\n", "\n\n", "\r\n\r\n", "\t", " \u00a0"])
+DOCUMENT = st.builds(
+    lambda parts, lead: lead + "".join(parts),
+    st.lists(st.tuples(SENTENCE, SEPARATOR).map("".join), min_size=1, max_size=12),
+    st.text(alphabet=string.whitespace, max_size=3),
+)
+
+
+@hypothesis_settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(documents=st.lists(DOCUMENT, min_size=1, max_size=3), question=st.lists(WORDS, min_size=1, max_size=4))
+def test_every_quote_is_exactly_the_document_text_at_its_offsets(tmp_path_factory, documents, question):
+    root = tmp_path_factory.mktemp("prop")
+    write_corpus(root, {f"d{n}.txt": text for n, text in enumerate(documents)})
+    settings = make_settings(root, min_score=-10.0, passage_max_chars=80, quote_max_chars=120)
+    build_index(settings)
+    answer = Answerer(settings).answer(" ".join(question) + "?", top=5)
+    for quote in answer.quotes:
+        raw = documents[int(quote.source[1:-4])]
+        assert raw[quote.start : quote.end] == quote.text
+        assert quote.line == raw.count("\n", 0, quote.start) + 1

@@ -1,0 +1,43 @@
+from index.chunk import LineIndex, chunk
+from index.types import Document
+
+
+def document(text: str) -> Document:
+    return Document("doc.txt", text, "0" * 64)
+
+
+def test_passages_hold_whole_sentences_within_the_size_limit():
+    sentence = "This sentence is exactly fifty characters long ok. "
+    text = (sentence * 10).strip() + "\n\n" + "Short one."
+    passages = chunk(document(text), max_chars=120, min_chars=0)
+    for passage in passages:
+        assert passage.end - passage.start <= 120
+        assert passage.sentences[0].start == passage.start and passage.sentences[-1].end == passage.end
+    assert text[passages[-1].start : passages[-1].end] == "Short one."
+
+
+def test_a_sentence_longer_than_the_limit_stays_whole():
+    text = "word " * 100 + "end."
+    (passage,) = chunk(document(text), max_chars=50, min_chars=0)
+    assert text[passage.start : passage.end] == text.strip()
+
+
+def test_repeated_paragraphs_and_pull_quotes_are_indexed_once():
+    quote = "The army faces insurgents and influential lobbies at home."
+    text = f"{quote}\n\n{quote}\n\nOpening words. {quote} Closing words of the paragraph.\n\nEnd paragraph here."
+    passages = chunk(document(text), max_chars=1000, min_chars=0)
+    indexed = [text[s.start : s.end] for p in passages for s in p.sentences]
+    assert indexed.count(quote) == 1
+    assert "Opening words." in indexed
+
+
+def test_short_paragraphs_join_the_next_and_lines_are_one_based():
+    text = "Title\n\nA first paragraph that is long enough to stand alone in the index.\n\nSecond paragraph, also long enough to stand."
+    passages = chunk(document(text), max_chars=1000, min_chars=40)
+    assert text[passages[0].start : passages[0].end].startswith("Title\n\nA first")
+    assert [p.line for p in passages] == [1, 5]
+
+
+def test_line_index():
+    lines = LineIndex("a\nbc\n\nd")
+    assert [lines.line_of(offset) for offset in (0, 1, 2, 4, 5, 6)] == [1, 1, 2, 2, 3, 4]

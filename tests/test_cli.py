@@ -1,0 +1,63 @@
+import io
+import json
+
+import pytest
+
+from bot.cli import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
+
+
+@pytest.fixture
+def seed_index(seed_settings):
+    return ["--corpus", str(seed_settings.corpus_dir), "--index", str(seed_settings.index_dir)]
+
+
+def test_build_status_and_ask_with_json(seed_index, capsys):
+    assert main(["index", "build", *seed_index]) == EXIT_OK
+    assert "indexed 1 documents" in capsys.readouterr().out
+    assert main(["index", "build", "--json", *seed_index]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["up_to_date"] is True
+    assert main(["index", "status", "--json", *seed_index]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["freshness"] == "up to date"
+    assert main([*seed_index, "ask", "How many troops would Pakistan send to Gaza?", "--json", "--top", "2"]) == EXIT_OK
+    answer = json.loads(capsys.readouterr().out)
+    assert set(answer) == {"question", "answered", "quotes", "took_ms"}
+    assert set(answer["quotes"][0]) == {"text", "source", "start", "end", "line", "score"}
+    assert len(answer["quotes"]) <= 2 and "3,500 troops" in answer["quotes"][0]["text"]
+
+
+def test_text_output_quotes_then_cites_and_refusal_exits_one(seed_index, capsys):
+    main(["index", "build", *seed_index])
+    capsys.readouterr()
+    assert main(["ask", "How many troops would Pakistan send to Gaza?", *seed_index]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("> ") and "  — 000_23546ede53cb2a58.txt:" in out
+    assert main(["ask", "Who won the football World Cup in 2022?", *seed_index]) == EXIT_NOT_ANSWERED
+    assert "don't answer" in capsys.readouterr().out
+
+
+def test_questions_from_stdin_one_json_line_each(seed_index, capsys, monkeypatch):
+    main(["index", "build", *seed_index])
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("How many troops would Pakistan send to Gaza?\n\n" + "x" * 600 + "\nWho won the football World Cup?\n"))
+    assert main(["ask", "--json", *seed_index]) == EXIT_OK
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["answered"] for line in lines] == [True, False]
+    assert "keep it under 500" in captured.err
+
+
+def test_errors_are_one_line_on_stderr_with_a_nonzero_exit(tmp_path, capsys):
+    assert main(["ask", "anything", "--index", str(tmp_path / "none")]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "verbatim index build" in err
+    assert main(["index", "build", "--corpus", str(tmp_path / "missing"), "--index", str(tmp_path / "i")]) == EXIT_ERROR
+    assert "corpus directory not found" in capsys.readouterr().err
+    assert main([]) == EXIT_ERROR
+
+
+def test_help_is_available_everywhere(capsys):
+    for command in ([], ["index"], ["index", "build"], ["ask"], ["chat"], ["eval"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0
+    assert "Exit codes" in capsys.readouterr().out

@@ -1,0 +1,45 @@
+import json
+
+from bot.evaluation import load_eval_set, evaluate
+from tests.conftest import make_settings
+
+SQUAD = {
+    "version": "v2.0",
+    "data": [
+        {"title": "Bees", "paragraphs": [{"context": "Honey bees live in hives. A colony has one queen bee.", "qas": [
+            {"question": "How many queens does a colony have?", "answers": [{"text": "one queen", "answer_start": 33}], "is_impossible": False},
+            {"question": "What colour is a bee's tongue?", "answers": [], "is_impossible": True},
+        ]}]},
+        {"title": "Volcanoes", "paragraphs": [{"context": "Mount Etna is an active volcano in Sicily. It erupts often.", "qas": [
+            {"question": "Where is Mount Etna?", "answers": [{"text": "Sicily", "answer_start": 35}], "is_impossible": False},
+        ]}]},
+    ],
+}
+
+
+def test_squad_file_is_read_into_articles_and_questions(tmp_path):
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(SQUAD))
+    eval_set = load_eval_set(path)
+    assert list(eval_set.articles) == ["Bees", "Volcanoes"]
+    assert [q.answers for q in eval_set.questions] == [("one queen",), (), ("Sicily",)]
+
+
+def test_evaluate_reports_every_figure(tmp_path):
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(SQUAD))
+    report = evaluate(load_eval_set(path), make_settings(tmp_path, min_score=0.0), holdout_articles=1)
+    assert report.questions == 3
+    assert report.quote_hit_at_1 == 1.0 and report.answered_rate == 1.0
+    assert report.refused_rate_out_of_corpus is not None and report.refused_rate_unanswerable is not None
+    assert report.latency_ms_p50 > 0 and report.build_seconds > 0 and report.peak_rss_mb > 0
+
+
+def test_jsonl_questions_use_the_given_corpus(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "etna.txt").write_text("Mount Etna is an active volcano in Sicily.")
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"question": "Where is Mount Etna?", "answers": ["Sicily"]}\n')
+    report = evaluate(load_eval_set(path), make_settings(tmp_path, min_score=0.0))
+    assert report.questions == 1 and report.quote_hit_at_1 == 1.0
