@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.types import Answer, Quote
 from config import Settings, load_settings
 from index import store
+from index.engine import query_engine
 from index.errors import BadQuestion
 from index.lexical import tokenize
 from index.search import Hit, Searcher, Weights
@@ -28,9 +29,9 @@ class Answerer:
         self.settings = settings or load_settings()
         self._weights = weights
         self._lock = threading.Lock()
-        # Open the index first: a missing index should fail before the slow model load.
+        # Open the index first: a missing index should fail before any model load.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
-        self._embedder = _load_query_embedder(self.settings)
+        self.engine = query_engine(self.settings, self._searcher.generation, self._searcher.manifest.engine)
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(self, question: str, top: int | None = None) -> Answer:
@@ -48,7 +49,7 @@ class Answerer:
         return Answer(question, bool(quotes), tuple(quotes), took_ms)
 
     def _embed_query(self, question: str):
-        return self._embedder(question)
+        return self.engine.embedder.embed([question])[0]
 
     @property
     def searcher(self) -> Searcher:
@@ -61,7 +62,9 @@ class Answerer:
         if mtime != self._pointer_mtime:
             with self._lock:
                 if mtime != self._pointer_mtime:
-                    self._searcher = Searcher(self.settings, self._embed_query, self._weights)
+                    searcher = Searcher(self.settings, self._embed_query, self._weights)
+                    self.engine = query_engine(self.settings, searcher.generation, searcher.manifest.engine)
+                    self._searcher = searcher
                     self._pointer_mtime = mtime
         return self._searcher
 
@@ -127,8 +130,3 @@ def _pointer_mtime(index_dir: Path) -> float:
         return 0
 
 
-def _load_query_embedder(settings: Settings):
-    from index.embed import load_embedder
-
-    embedder = load_embedder(settings.model, settings.embed_batch_size)
-    return lambda question: embedder.embed([question])[0]

@@ -133,6 +133,7 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
 
     answerer = Answerer(settings)
+    _hint_slow_path(answerer)
     render = _renderer(arguments.json)
     if arguments.question is not None:
         answer = answerer.answer(arguments.question, arguments.top)
@@ -153,6 +154,7 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
 
     answerer = Answerer(settings)
+    _hint_slow_path(answerer)
     render = _renderer(False)
     print("Ask a question about the documents (empty line or Ctrl-D to quit).", file=sys.stderr)
     while True:
@@ -179,6 +181,16 @@ def _eval(settings: Settings, arguments: argparse.Namespace) -> int:
         report = evaluate(eval_set, settings, distractors, arguments.holdout_articles, arguments.limit, progress)
     print(json.dumps(asdict(report)) if arguments.json else "\n".join(report_lines(report)))
     return EXIT_OK
+
+
+def _hint_slow_path(answerer) -> None:
+    if answerer.engine.name == "sentence-transformers" and answerer.settings.embedding_engine != "sentence-transformers":
+        reason = answerer.searcher.manifest.engine_note or "it was built without one"
+        print(
+            f"verbatim: note: this index has no ONNX export ({reason}), so questions are embedded through "
+            "sentence-transformers, which starts slower; `verbatim index build` adds the export when the model allows",
+            file=sys.stderr,
+        )
 
 
 def _renderer(as_json: bool) -> Callable:

@@ -94,7 +94,8 @@ def evaluate(
     progress = progress or SilentProgress()
     with tempfile.TemporaryDirectory(prefix="verbatim-eval-", dir=workdir) as scratch:
         held_out = set(list(eval_set.articles)[len(eval_set.articles) - holdout_articles :]) if holdout_articles else set()
-        settings = settings.model_copy(update={"index_dir": Path(scratch) / "index"})
+        # The throwaway index still reuses the ONNX export cached beside the real one.
+        settings = settings.model_copy(update={"index_dir": Path(scratch) / "index", "cache_dir": settings.cache_path})
         if eval_set.articles:
             corpus = Path(scratch) / "corpus"
             _write_corpus(corpus, eval_set, distractors, held_out)

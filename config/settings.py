@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -30,8 +31,11 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Path("seeds")
     index_dir: Path = Path("var/index")
+    cache_dir: Path | None = None
     model: str = BUNDLED_MODEL
-    embed_batch_size: int = Field(32, ge=1)
+    embed_batch_size: int = Field(8, ge=1)
+    embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = "auto"
+    onnx_int8: bool = True
     passage_max_chars: int = Field(1000, ge=50)
     passage_min_chars: int = Field(120, ge=0)
     top_quotes: int = Field(3, ge=1, le=10)
@@ -41,6 +45,11 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(20, gt=0)
     max_question_chars: int = Field(500, ge=10)
     discord_token: SecretStr | None = None
+
+    @property
+    def cache_path(self) -> Path:
+        """Where reusable build products (the ONNX export) live."""
+        return self.cache_dir or self.index_dir / "cache"
 
     @field_validator("discord_token", mode="before")
     @classmethod

@@ -103,30 +103,40 @@ def settings_changed(settings: Settings, manifest: store.Manifest) -> bool:
         or manifest.model != settings.model
         or manifest.passage_max_chars != settings.passage_max_chars
         or manifest.passage_min_chars != settings.passage_min_chars
+        or _engine_changed(settings, manifest)
     )
+
+
+def _engine_changed(settings: Settings, manifest: store.Manifest) -> bool:
+    if settings.embedding_engine == "sentence-transformers":
+        return manifest.engine != "sentence-transformers"
+    wanted = "onnx-int8" if settings.onnx_int8 else "onnx"
+    # "auto" accepts an index whose model was tried and could not be exported.
+    unexportable = settings.embedding_engine == "auto" and manifest.engine_note.startswith("no ONNX export")
+    return manifest.engine != wanted and not unexportable
 
 
 def _write_generation(settings: Settings, documents: list[Document], progress: Progress) -> Path:
     import faiss
 
-    from index.embed import load_embedder
+    from index.engine import build_engine
 
     passages_by_document = [chunk(d, settings.passage_max_chars, settings.passage_min_chars) for d in documents]
     passage_texts = [d.text[p.start : p.end] for d, ps in zip(documents, passages_by_document) for p in ps]
     sentence_texts = [
         d.text[s.start : s.end] for d, ps in zip(documents, passages_by_document) for p in ps for s in p.sentences
     ]
-    embedder = load_embedder(settings.model, settings.embed_batch_size)
-    progress.start("embedding", len(passage_texts) + len(sentence_texts))
-    passage_vectors = embedder.embed(passage_texts, progress.advance)
-    sentence_vectors = embedder.embed(sentence_texts, progress.advance)
-
     directory = store.new_build_directory(settings.index_dir)
+    engine = build_engine(settings, directory)
+    progress.start("embedding", len(passage_texts) + len(sentence_texts))
+    passage_vectors = engine.embedder.embed(passage_texts, progress.advance)
+    sentence_vectors = engine.embedder.embed(sentence_texts, progress.advance)
+
     connection = store.create_metadata(directory)
     with connection:
         _insert_metadata(connection, documents, passages_by_document)
     connection.close()
-    index = faiss.IndexFlatIP(embedder.dimension)
+    index = faiss.IndexFlatIP(engine.embedder.dimension)
     index.add(passage_vectors)
     faiss.write_index(index, str(directory / store.PASSAGE_VECTORS))
     np.save(directory / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float16), allow_pickle=False)
@@ -134,13 +144,15 @@ def _write_generation(settings: Settings, documents: list[Document], progress: P
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION,
         model=settings.model,
-        dimension=embedder.dimension,
+        dimension=engine.embedder.dimension,
         passage_max_chars=settings.passage_max_chars,
         passage_min_chars=settings.passage_min_chars,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         documents=len(documents),
         passages=len(passage_texts),
         sentences=len(sentence_texts),
+        engine=engine.name,
+        engine_note=engine.note,
     )
     return store.publish(directory, manifest)
 

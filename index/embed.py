@@ -74,6 +74,63 @@ class SentenceTransformerEmbedder:
         return vectors
 
 
+class OnnxEmbedder:
+    """Embeds texts with an ONNX export (index/onnx_export.py): no torch, no transformers."""
+
+    def __init__(self, directory: Path, threads: int = 0) -> None:
+        import json
+
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        from index.onnx_export import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
+
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        self.name = str(directory)
+        self.dimension = int(config["dimension"])
+        self.batch_size = 32
+        self._pooling = config["pooling"]
+        self._normalize = bool(config["normalize"])
+        self._input_names = config["input_names"]
+        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        self._tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
+        self._tokenizer.enable_padding()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
+    def embed(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text, in the order given."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        for batch_start in range(0, len(order), self.batch_size):
+            batch = order[batch_start : batch_start + self.batch_size]
+            vectors[batch] = self._embed_batch([texts[index] for index in batch])
+            if progress:
+                progress(len(batch))
+        return vectors
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        arrays = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        (hidden,) = self._session.run(None, {name: arrays[name] for name in self._input_names})
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = arrays["attention_mask"][:, :, None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        if self._normalize:
+            pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled
+
+
 @lru_cache(maxsize=2)
 def load_embedder(model: str, batch_size: int = 32) -> SentenceTransformerEmbedder:
     """A shared embedder per model: loading one costs seconds, so each process does it once."""

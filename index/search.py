@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,7 +94,9 @@ class Searcher:
         self.generation = store.current_generation(settings.index_dir)
         self.manifest = store.Manifest.read(self.generation)
         check_compatible(self.manifest, settings)
-        store.verify(self.generation, self.manifest)
+        # Checksums are verified beside the slow loads that follow (hashing
+        # releases the GIL) and awaited before the first search.
+        self._verification = _Background(store.verify, self.generation, self.manifest)
         self.weights = weights or Weights()
         self._embed_query = embed_query
         self._candidates = settings.candidate_passages
@@ -110,6 +113,7 @@ class Searcher:
 
     def search(self, question: str) -> list[Hit]:
         """Every sentence of the best passages, best first."""
+        self._verification.result()
         if self.manifest.passages == 0:
             return []
         query = self._query(question)
@@ -202,6 +206,26 @@ class Searcher:
 def _counts(text: str, nouns: frozenset[str]) -> bool:
     """Whether a number in `text` counts one of `nouns` ("3,500 troops" for "how many troops")."""
     return any(nouns & set(tokenize(match.group(1))) for match in _NUMBER_THEN_WORDS.finditer(text))
+
+
+class _Background:
+    """Runs a function in a thread; `result()` waits and re-raises its exception."""
+
+    def __init__(self, function: Callable[..., object], *arguments: object) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, *arguments), daemon=True)
+        self._thread.start()
+
+    def _run(self, function: Callable[..., object], *arguments: object) -> None:
+        try:
+            function(*arguments)
+        except BaseException as error:  # handed to the caller of result()
+            self._error = error
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def check_compatible(manifest: store.Manifest, settings: Settings) -> None:

@@ -24,6 +24,7 @@ def index_status(settings: Settings) -> dict:
         "index": str(generation),
         "built_at": manifest.built_at,
         "model": manifest.model,
+        "engine": manifest.engine + (f" ({manifest.engine_note})" if manifest.engine_note else ""),
         "documents": manifest.documents,
         "passages": manifest.passages,
         "sentences": manifest.sentences,

@@ -78,6 +78,8 @@ class Manifest:
     passages: int
     sentences: int
     faiss_type: str = "flat"
+    engine: str = "sentence-transformers"
+    engine_note: str = ""
     checksums: dict[str, str] = field(default_factory=dict)
 
     @classmethod

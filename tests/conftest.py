@@ -6,7 +6,9 @@ so a test session loads it once.
 
 from __future__ import annotations
 
+import atexit
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.chdir(tmp_path)
 
 
+SHARED_CACHE = Path(tempfile.mkdtemp(prefix="verbatim-test-cache-"))
+atexit.register(shutil.rmtree, SHARED_CACHE, True)
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings whose corpus and index live under tmp_path."""
+    """Settings whose corpus and index live under tmp_path (the ONNX export is shared by the session)."""
+    overrides.setdefault("cache_dir", SHARED_CACHE)
     return load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", **overrides)
 
 

@@ -1,0 +1,92 @@
+"""Which engine embeds: an ONNX export (no torch when answering) or sentence-transformers.
+
+A build exports the model once per model version into `index_dir/cache/onnx-*`
+and links the files into each generation, whose manifest checksums them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from config import Settings
+from index.embed import OnnxEmbedder, load_embedder, resolve_model
+from index.errors import ModelUnavailable
+from index.onnx_export import FILES, NotExportable, export
+
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An embedder, its engine's name as recorded in the manifest, and why ONNX isn't used (if not)."""
+
+    embedder: object
+    name: str
+    note: str = ""
+
+
+def build_engine(settings: Settings, generation_dir: Path) -> Engine:
+    """The engine a build embeds with; ONNX files, when used, are placed in `generation_dir`."""
+    reference = load_embedder(settings.model, settings.embed_batch_size)
+    if settings.embedding_engine == SENTENCE_TRANSFORMERS:
+        return Engine(reference, SENTENCE_TRANSFORMERS, "embedding_engine is sentence-transformers")
+    try:
+        exported = _cached_export(settings, reference)
+    except NotExportable as reason:
+        if settings.embedding_engine == "onnx":
+            raise ModelUnavailable(f"cannot export {settings.model!r} to ONNX: {reason}") from None
+        return Engine(reference, SENTENCE_TRANSFORMERS, f"no ONNX export: {reason}")
+    for name in FILES:
+        _link_or_copy(exported / name, generation_dir / name)
+    embedder = OnnxEmbedder(generation_dir)
+    embedder.batch_size = settings.embed_batch_size
+    return Engine(embedder, "onnx-int8" if settings.onnx_int8 else "onnx")
+
+
+def query_engine(settings: Settings, generation_dir: Path, engine_name: str) -> Engine:
+    """The engine that embeds questions for an index built with `engine_name`."""
+    if engine_name.startswith("onnx") and settings.embedding_engine != SENTENCE_TRANSFORMERS:
+        return Engine(OnnxEmbedder(generation_dir), engine_name)
+    note = "" if engine_name == SENTENCE_TRANSFORMERS else "embedding_engine is sentence-transformers"
+    return Engine(load_embedder(settings.model, settings.embed_batch_size), SENTENCE_TRANSFORMERS, note)
+
+
+def _cached_export(settings: Settings, reference) -> Path:
+    cache = settings.cache_path / f"onnx-{_export_key(settings)}"
+    if all((cache / name).is_file() for name in FILES):
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    scratch = cache.with_name(f".{cache.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        export(reference._model, scratch, quantize=settings.onnx_int8)
+        shutil.rmtree(cache, ignore_errors=True)
+        os.rename(scratch, cache)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return cache
+
+
+def _export_key(settings: Settings) -> str:
+    # The export changes when the model's files, the quantization or torch change.
+    import torch
+
+    digest = hashlib.sha256(f"{settings.model}|{settings.onnx_int8}|{torch.__version__}".encode())
+    location = Path(resolve_model(settings.model))
+    if location.is_dir():
+        for path in sorted(location.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.relative_to(location)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

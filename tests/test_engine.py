@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from bot.answer import Answerer
+from bot.cli import main
+from index import store
+from index.build import build_index
+from index.embed import OnnxEmbedder, load_embedder
+from tests.conftest import ROOT
+
+
+def test_the_default_index_carries_an_int8_onnx_export(seed_settings):
+    build_index(seed_settings)
+    manifest = store.Manifest.read(store.current_generation(seed_settings.index_dir))
+    assert manifest.engine == "onnx-int8" and "model.onnx" in manifest.checksums
+
+
+def test_the_fp32_onnx_export_embeds_like_sentence_transformers(seed_settings):
+    seed_settings = seed_settings.model_copy(update={"onnx_int8": False})
+    build_index(seed_settings)
+    generation = store.current_generation(seed_settings.index_dir)
+    assert store.Manifest.read(generation).engine == "onnx"
+    texts = ["How many troops would Pakistan send to Gaza?", "A much longer sentence " * 20]
+    exported = OnnxEmbedder(generation).embed(texts)
+    reference = load_embedder(seed_settings.model).embed(texts)
+    assert np.min(np.sum(exported * reference, axis=1)) > 0.9999
+
+
+def test_answering_imports_neither_torch_nor_transformers(seed_settings):
+    build_index(seed_settings)
+    program = (
+        "import sys, json; from bot.cli import main; "
+        f"code = main(['ask', 'How many troops would Pakistan send to Gaza?', '--json', "
+        f"'--corpus', {str(seed_settings.corpus_dir)!r}, '--index', {str(seed_settings.index_dir)!r}]); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'sentence_transformers')); "
+        "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}
+    assert "3,500 troops" in json.loads(result.stdout)["quotes"][0]["text"]
+
+
+def test_an_index_without_the_export_still_answers_and_says_how_to_get_the_fast_path(seed_settings, capsys):
+    slow = seed_settings.model_copy(update={"embedding_engine": "sentence-transformers"})
+    build_index(slow)
+    assert store.Manifest.read(store.current_generation(slow.index_dir)).engine == "sentence-transformers"
+    answerer = Answerer(seed_settings)
+    assert answerer.engine.name == "sentence-transformers"
+    assert "3,500 troops" in answerer.answer("How many troops would Pakistan send to Gaza?").quotes[0].text
+    args = ["--corpus", str(seed_settings.corpus_dir), "--index", str(seed_settings.index_dir)]
+    assert main(["ask", "How many troops would Pakistan send to Gaza?", *args]) == 0
+    assert "no ONNX export" in capsys.readouterr().err
+    assert not build_index(seed_settings).up_to_date  # auto mode adds the export
