@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: ask test chat index bench clean
+.PHONY: ask test chat index bench bench-peers bench-speed eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -32,3 +32,20 @@ index: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# Benchmarks (long; results in bench/results/). Peers are installed only here.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: bench-peers bench-speed
+
+bench-peers: $(BENCH_STAMP)
+	cd bench && ../$(PY) peers.py
+
+bench-speed: $(BENCH_STAMP)
+	cd bench && ../$(PY) speed.py
+
+eval: $(STAMP)
+	$(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1

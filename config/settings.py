@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     index_dir: Path = Path("var/index")
     cache_dir: Path | None = None
     model: str = BUNDLED_MODEL
-    embed_batch_size: int = Field(8, ge=1)
+    embed_batch_chars: int = Field(2000, ge=1)
     embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = "auto"
     onnx_int8: bool = True
     passage_max_chars: int = Field(1000, ge=50)

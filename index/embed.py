@@ -32,7 +32,7 @@ def resolve_model(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Embeds texts with a sentence-transformers model on the CPU."""
 
-    def __init__(self, model: str, batch_size: int = 32) -> None:
+    def __init__(self, model: str, batch_chars: int = 2000) -> None:
         # Weights come from installed packages or local paths, never a hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -44,7 +44,7 @@ class SentenceTransformerEmbedder:
         transformers_logging.disable_progress_bar()
 
         self.name = model
-        self.batch_size = batch_size
+        self.batch_chars = batch_chars
         location = resolve_model(model)
         try:
             self._model = SentenceTransformer(location, device="cpu")
@@ -56,22 +56,12 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text, in the order given."""
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        # Batches of similar length waste less padding.
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        for batch_start in range(0, len(order), self.batch_size):
-            batch = order[batch_start : batch_start + self.batch_size]
-            encoded = self._model.encode(
-                [texts[index] for index in batch],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            vectors[batch] = encoded
-            if progress:
-                progress(len(batch))
-        return vectors
+        return embed_in_batches(texts, self.dimension, self._embed_batch, self.batch_chars, progress)
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(
+            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
 
 class OnnxEmbedder:
@@ -88,7 +78,7 @@ class OnnxEmbedder:
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         self.name = str(directory)
         self.dimension = int(config["dimension"])
-        self.batch_size = 32
+        self.batch_chars = 2000
         self._pooling = config["pooling"]
         self._normalize = bool(config["normalize"])
         self._input_names = config["input_names"]
@@ -104,14 +94,7 @@ class OnnxEmbedder:
 
     def embed(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text, in the order given."""
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        for batch_start in range(0, len(order), self.batch_size):
-            batch = order[batch_start : batch_start + self.batch_size]
-            vectors[batch] = self._embed_batch([texts[index] for index in batch])
-            if progress:
-                progress(len(batch))
-        return vectors
+        return embed_in_batches(texts, self.dimension, self._embed_batch, self.batch_chars, progress)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
@@ -132,6 +115,34 @@ class OnnxEmbedder:
 
 
 @lru_cache(maxsize=2)
-def load_embedder(model: str, batch_size: int = 32) -> SentenceTransformerEmbedder:
+def load_embedder(model: str, batch_chars: int = 2000) -> SentenceTransformerEmbedder:
     """A shared embedder per model: loading one costs seconds, so each process does it once."""
-    return SentenceTransformerEmbedder(model, batch_size)
+    return SentenceTransformerEmbedder(model, batch_chars)
+
+
+def embed_in_batches(
+    texts: Sequence[str],
+    dimension: int,
+    embed_batch: Callable[[list[str]], np.ndarray],
+    batch_chars: int,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Embed texts in batches of similar length whose padded size stays near `batch_chars`.
+
+    Short sentences go many to a batch and long passages few: measured on
+    2 cores, this beat any fixed batch size for both engines (README).
+    """
+    vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+    batch: list[int] = []
+    for index in sorted(range(len(texts)), key=lambda i: len(texts[i])):
+        if batch and (len(batch) + 1) * len(texts[index]) > batch_chars:
+            vectors[batch] = embed_batch([texts[i] for i in batch])
+            if progress:
+                progress(len(batch))
+            batch = []
+        batch.append(index)
+    if batch:
+        vectors[batch] = embed_batch([texts[i] for i in batch])
+        if progress:
+            progress(len(batch))
+    return vectors

@@ -32,7 +32,7 @@ class Engine:
 
 def build_engine(settings: Settings, generation_dir: Path) -> Engine:
     """The engine a build embeds with; ONNX files, when used, are placed in `generation_dir`."""
-    reference = load_embedder(settings.model, settings.embed_batch_size)
+    reference = load_embedder(settings.model, settings.embed_batch_chars)
     if settings.embedding_engine == SENTENCE_TRANSFORMERS:
         return Engine(reference, SENTENCE_TRANSFORMERS, "embedding_engine is sentence-transformers")
     try:
@@ -44,7 +44,7 @@ def build_engine(settings: Settings, generation_dir: Path) -> Engine:
     for name in FILES:
         _link_or_copy(exported / name, generation_dir / name)
     embedder = OnnxEmbedder(generation_dir)
-    embedder.batch_size = settings.embed_batch_size
+    embedder.batch_chars = settings.embed_batch_chars
     return Engine(embedder, "onnx-int8" if settings.onnx_int8 else "onnx")
 
 
@@ -53,7 +53,7 @@ def query_engine(settings: Settings, generation_dir: Path, engine_name: str) -> 
     if engine_name.startswith("onnx") and settings.embedding_engine != SENTENCE_TRANSFORMERS:
         return Engine(OnnxEmbedder(generation_dir), engine_name)
     note = "" if engine_name == SENTENCE_TRANSFORMERS else "embedding_engine is sentence-transformers"
-    return Engine(load_embedder(settings.model, settings.embed_batch_size), SENTENCE_TRANSFORMERS, note)
+    return Engine(load_embedder(settings.model, settings.embed_batch_chars), SENTENCE_TRANSFORMERS, note)
 
 
 def _cached_export(settings: Settings, reference) -> Path:

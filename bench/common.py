@@ -1,0 +1,50 @@
+"""Shared helpers for the benchmarks: where the data is, timing, percentiles."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+
+
+def require_data(*names: str) -> list[Path]:
+    """Paths of the shared data files, or exit 0 with a note when they are absent."""
+    paths = [DATA / name for name in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"skipped: shared data not found ({', '.join(missing)})")
+        sys.exit(0)
+    return paths
+
+
+def percentile(values: list[float], percent: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(percent / 100 * len(ordered)) - 1))]
+
+
+def machine() -> str:
+    import os
+
+    return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,156 @@
+"""Verbatim's answer() side by side with the usual retrieval recipes, in one process.
+
+Same corpus (squad2-dev-a + distractors: 28 documents, 871 paragraphs), same
+answerable questions, same embedding model (all-MiniLM-L6-v2). Each peer's top
+chunk is its "quote". Writes bench/results/peers.md.  Usage: make bench-peers
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, Stopwatch, machine, percentile, require_data
+
+from bot.answer import Answerer
+from bot.evaluation import _write_corpus, load_eval_set
+from config import load_settings
+from index.build import build_index
+from index.embed import load_embedder
+
+qa_path, distractor_path = require_data("squad2-dev-a.json", "squad2-distractors.json")
+squad, distractors = load_eval_set(qa_path), load_eval_set(distractor_path)
+questions = [q for q in squad.questions if q.answers]
+documents = {**squad.articles, **{f"d-{t}": text for t, text in distractors.articles.items()}}
+paragraphs = [p for text in documents.values() for p in text.split("\n\n") if p.strip()]
+model = load_embedder("all-MiniLM-L6-v2")
+
+
+def evaluate(name: str, build, ask) -> dict:
+    """build() -> state; ask(state, question) -> list of quote texts, best first."""
+    with Stopwatch() as build_time:
+        state = build()
+    ask(state, "warm-up question")
+    hits1 = hits3 = hits300 = 0
+    shown_first, shown_all, latencies = [], [], []
+    for question in questions:
+        started = time.perf_counter()
+        quotes = ask(state, question.question)
+        latencies.append((time.perf_counter() - started) * 1000)
+        hits1 += bool(quotes) and any(g in quotes[0] for g in question.answers)
+        hits300 += bool(quotes) and any(g in quotes[0][:300] for g in question.answers)
+        hits3 += any(g in q for q in quotes[:3] for g in question.answers)
+        if quotes:
+            shown_first.append(len(quotes[0]))
+            shown_all.append(sum(len(q) for q in quotes[:3]))
+    n = len(questions)
+    row = {
+        "peer": name, "hit@1": hits1 / n, "hit@1 first 300": hits300 / n, "hit@3": hits3 / n,
+        "first quote chars": float(np.mean(shown_first)), "chars shown (3)": float(np.mean(shown_all)),
+        "p50 ms": percentile(latencies, 50), "p95 ms": percentile(latencies, 95), "build s": build_time.seconds,
+    }
+    print(row, flush=True)
+    return row
+
+
+def verbatim_build(scratch: Path):
+    def build():
+        corpus = scratch / "corpus"
+        _write_corpus(corpus, squad, [distractors], set())
+        settings = load_settings(corpus_dir=corpus, index_dir=scratch / "index", cache_dir=Path("var/index/cache"))
+        build_index(settings, force=True)
+        return Answerer(settings)
+    return build
+
+
+def verbatim_ask(answerer, question):
+    return [quote.text for quote in answerer.answer(question).quotes]
+
+
+def langchain_build():
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.embeddings import Embeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    class Adapter(Embeddings):
+        def embed_documents(self, texts):
+            return model.embed(texts).tolist()
+
+        def embed_query(self, text):
+            return model.embed([text])[0].tolist()
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    chunks = [chunk for text in documents.values() for chunk in splitter.split_text(text)]
+    return FAISS.from_texts(chunks, Adapter())
+
+
+def langchain_ask(store, question):
+    return [d.page_content for d in store.similarity_search(question, k=3)]
+
+
+def bm25_build():
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(paragraphs, stopwords="en", show_progress=False), show_progress=False)
+    return retriever
+
+
+def bm25_ranking(retriever, question, k=10):
+    import bm25s
+
+    ids, _ = retriever.retrieve(bm25s.tokenize([question], stopwords="en", show_progress=False), k=k, show_progress=False)
+    return list(ids[0])
+
+
+def dense_build():
+    import faiss
+
+    index = faiss.IndexFlatIP(model.dimension)
+    index.add(model.embed(paragraphs))
+    return index
+
+
+def dense_ranking(index, question, k=10):
+    _, ids = index.search(model.embed([question]), k)
+    return [int(i) for i in ids[0]]
+
+
+def hybrid_ask(state, question):
+    retriever, index = state
+    scores: dict[int, float] = {}
+    for ranking in (bm25_ranking(retriever, question), dense_ranking(index, question)):
+        for rank, pid in enumerate(ranking):
+            scores[pid] = scores.get(pid, 0) + 1 / (60 + rank)
+    return [paragraphs[i] for i in sorted(scores, key=lambda i: -scores[i])[:3]]
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        rows.append(evaluate("**Verbatim answer()**", verbatim_build(Path(scratch)), verbatim_ask))
+    rows.append(evaluate("LangChain recursive 1000/200 + FAISS", langchain_build, langchain_ask))
+    rows.append(evaluate("dense paragraphs, FAISS flat", dense_build, lambda s, q: [paragraphs[i] for i in dense_ranking(s, q, 3)]))
+    rows.append(evaluate("bm25s paragraphs", bm25_build, lambda s, q: [paragraphs[i] for i in bm25_ranking(s, q, 3)]))
+    rows.append(evaluate("RRF(bm25s, dense) paragraphs", lambda: (bm25_build(), dense_build()), hybrid_ask))
+    header = ["peer", "hit@1", "hit@1 first 300", "hit@3", "first quote chars", "chars shown (3)", "p50 ms", "p95 ms", "build s"]
+    lines = [
+        f"Measured by `make bench-peers` on {machine()}, {time.strftime('%Y-%m-%d')}; "
+        f"{len(documents)} documents, {len(paragraphs)} paragraphs, {len(questions)} answerable questions "
+        "(Verbatim's refusals count as misses).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(row["peer"] if h == "peer" else f"{row[h]:.3f}" if "hit" in h else f"{row[h]:.1f}" for h in header) + " |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "peers.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
