@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import time
@@ -43,7 +44,7 @@ class Answerer:
         hits = searcher.search(question)
         quotes = select_quotes(
             hits, top or self.settings.top_quotes, self.settings.min_score,
-            self.settings.quote_max_chars, searcher.document_text,
+            self.settings.quote_max_chars, searcher.document,
         )
         took_ms = (time.perf_counter() - started) * 1000
         return Answer(question, bool(quotes), tuple(quotes), took_ms)
@@ -80,7 +81,8 @@ def check_question(question: str, max_chars: int) -> None:
 
 
 def select_quotes(
-    hits: list[Hit], top: int, min_score: float, max_chars: int, document_text: Callable[[int], str]
+    hits: list[Hit], top: int, min_score: float, max_chars: int,
+    document: Callable[[int], tuple[str, tuple[int, ...]]],
 ) -> list[Quote]:
     """The best hits as quotes: above the threshold, no repeats or near-duplicates, each
     widened to its best neighbouring sentences while it stays within `max_chars`."""
@@ -94,12 +96,13 @@ def select_quotes(
         terms = set(tokenize(hit.text)) or {hit.text}
         if hit.sentence_id in used or any(_similarity(terms, other) >= NEAR_DUPLICATE for other in chosen_terms):
             continue
-        window = _widen(hit, by_sentence, used, max_chars, document_text(hit.document_id))
+        text, page_starts = document(hit.document_id)
+        window = _widen(hit, by_sentence, used, max_chars, text)
         used.update(member.sentence_id for member in window)
         chosen_terms.append(terms)
         first, last = window[0], window[-1]
-        text = document_text(hit.document_id)[first.start : last.end]
-        quotes.append(Quote(text, hit.source, first.start, last.end, first.line, round(hit.score, 4)))
+        page, line = _page_and_line(text, page_starts, first.start, first.line)
+        quotes.append(Quote(text[first.start : last.end], hit.source, first.start, last.end, line, round(hit.score, 4), page))
     return quotes
 
 
@@ -117,6 +120,13 @@ def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int
         if candidate[-1].end - candidate[0].start <= max_chars and not _BLANK_LINE.search(gap):
             window = candidate
     return window
+
+
+def _page_and_line(text: str, page_starts: tuple[int, ...], start: int, line: int) -> tuple[int | None, int]:
+    if not page_starts:
+        return None, line
+    page = bisect.bisect_right(page_starts, start)
+    return page, text.count("\n", page_starts[page - 1], start) + 1
 
 
 def _similarity(first: set[str], second: set[str]) -> float:

@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     status = index_commands.add_parser("status", help="describe the current index", parents=[common])
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=_index_status)
+    show = index_commands.add_parser("show", help="print the indexed text of a document", parents=[common],
+                                     description="Print the text quotes are cut from (for HTML and PDF, the extracted text).")
+    show.add_argument("source", metavar="SOURCE", help="the document's path relative to the corpus")
+    show.add_argument("--json", action="store_true", help="print title, kind, pages and text as JSON")
+    show.set_defaults(handler=_index_show)
+    watch = index_commands.add_parser("watch", help="rebuild incrementally whenever the corpus changes", parents=[common])
+    watch.add_argument("--json", action="store_true", help="print each build's summary as JSON")
+    watch.set_defaults(handler=_index_watch)
 
     ask = commands.add_parser(
         "ask", help="answer a question (or one per line from stdin)", parents=[common],
@@ -99,21 +107,53 @@ def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
 
     with _progress_bars() as progress:
         summary = build_index(settings, progress, force=arguments.full)
+    _print_build(summary, arguments.json)
+    return EXIT_OK
+
+
+def _print_build(summary, as_json: bool) -> None:
+    from dataclasses import asdict
+
     for skipped in summary.skipped:
         print(f"verbatim: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}), flush=True)
+        return
+    changes = (f"{summary.added} added, {summary.changed} changed, {summary.removed} removed, "
+               f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped")
+    if summary.up_to_date:
+        print(f"index is up to date ({changes}); nothing to do", flush=True)
+        return
+    if summary.full_reason:
+        print(f"full rebuild: {summary.full_reason}")
+    print(
+        f"indexed {summary.documents} documents ({changes}): {summary.passages} passages, "
+        f"{summary.sentences} sentences, {summary.embedded} texts embedded, in {summary.seconds:.1f} s",
+        flush=True,
+    )
+
+
+def _index_show(settings: Settings, arguments: argparse.Namespace) -> int:
+    from index.status import show_document
+
+    document = show_document(settings, arguments.source)
     if arguments.json:
-        print(json.dumps({
-            "up_to_date": summary.up_to_date, "documents": summary.documents, "passages": summary.passages,
-            "sentences": summary.sentences, "skipped": [vars(s) for s in summary.skipped],
-            "seconds": round(summary.seconds, 3), "generation": summary.generation,
-        }))
-    elif summary.up_to_date:
-        print(f"index is up to date ({summary.generation}); nothing to do")
+        print(json.dumps(document, ensure_ascii=False))
     else:
-        print(
-            f"indexed {summary.documents} documents: {summary.passages} passages, {summary.sentences} sentences, "
-            f"{len(summary.skipped)} files skipped, in {summary.seconds:.1f} s"
-        )
+        sys.stdout.write(document["text"])
+    return EXIT_OK
+
+
+def _index_watch(settings: Settings, arguments: argparse.Namespace) -> int:
+    from index.watch import watch
+
+    print(f"watching {settings.corpus_dir} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        with _progress_bars() as progress:
+            for summary in watch(settings, progress):
+                _print_build(summary, arguments.json)
+    except KeyboardInterrupt:
+        print("stopped watching", file=sys.stderr)
     return EXIT_OK
 
 

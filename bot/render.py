@@ -16,7 +16,7 @@ def render_text(answer: Answer) -> str:
     blocks = []
     for quote in answer.quotes:
         quoted = "\n".join("> " + line for line in quote.text.split("\n"))
-        blocks.append(f"{quoted}\n  — {quote.source}:{quote.line}")
+        blocks.append(f"{quoted}\n  — {quote.citation()}")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Quote:
-    """`text` is exactly `document_text[start:end]` of `source`; `line` is 1-based."""
+    """`text` is exactly `document_text[start:end]` of `source`; `line` is 1-based
+    (for a PDF, the line within `page`, also 1-based)."""
 
     text: str
     source: str
@@ -15,6 +16,13 @@ class Quote:
     end: int
     line: int
     score: float
+    page: int | None = None
+
+    def citation(self) -> str:
+        """`source:line`, or `source, page P, line L` for paged documents."""
+        if self.page is None:
+            return f"{self.source}:{self.line}"
+        return f"{self.source}, page {self.page}, line {self.line}"
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,13 @@ class Answer:
         return {
             "question": self.question,
             "answered": self.answered,
-            "quotes": [asdict(quote) for quote in self.quotes],
+            "quotes": [_quote_json(quote) for quote in self.quotes],
             "took_ms": round(self.took_ms, 3),
         }
+
+
+def _quote_json(quote: Quote) -> dict:
+    record = asdict(quote)
+    if quote.page is None:
+        del record["page"]  # only paged documents (PDF) carry it
+    return record

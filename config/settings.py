@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     candidate_passages: int = Field(10, ge=1)
     min_score: float = 0.76
     max_file_mb: float = Field(20, gt=0)
+    faiss_exact_max: int = Field(200_000, ge=0)
+    faiss_nlist: int = Field(0, ge=0)
+    faiss_nprobe: int = Field(32, ge=1)
     max_question_chars: int = Field(500, ge=10)
+    watch_debounce_ms: int = Field(1600, ge=50)
     discord_token: SecretStr | None = None
 
     @property

@@ -1,8 +1,15 @@
-"""Build an index of a corpus: load -> chunk -> embed -> store."""
+"""Build an index of a corpus: load -> chunk -> embed -> store, incrementally.
+
+Every build writes a complete new generation; what makes a rebuild cheap is
+reuse, not patching: unchanged files keep their stored text (no re-extraction),
+and the embedding cache returns the vectors of every passage and sentence whose
+exact text was embedded before by the same engine.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +24,7 @@ from index import store
 from index.chunk import LineIndex, chunk
 from index.errors import BuildLocked, IndexCorrupt, IndexMissing
 from index.lexical import build_lexical
-from index.load import Unreadable, discover, read_document
+from index.load import Unreadable, discover, file_digest, read_document
 from index.types import Document, Passage, Skipped
 
 
@@ -40,7 +47,7 @@ class SilentProgress:
 
 @dataclass(frozen=True)
 class BuildSummary:
-    """What a build did."""
+    """What a build did, and why."""
 
     documents: int
     passages: int
@@ -49,7 +56,19 @@ class BuildSummary:
     seconds: float
     generation: str
     up_to_date: bool = False
-    reasons: tuple[str, ...] = field(default_factory=tuple)
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    full_reason: str = ""
+
+
+@dataclass
+class _Previous:
+    generation: Path | None = None
+    manifest: store.Manifest | None = None
+    documents: dict[str, tuple[str, int]] = field(default_factory=dict)  # source -> (sha256, id)
 
 
 def build_index(settings: Settings, progress: Progress | None = None, force: bool = False) -> BuildSummary:
@@ -58,53 +77,102 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
     started = time.perf_counter()
     with _build_lock(settings.index_dir):
         store.remove_stale(settings.index_dir)
-        documents, skipped = load_corpus(settings)
-        if not force:
-            current = _current_if_up_to_date(settings, documents)
-            if current is not None:
-                return BuildSummary(0, 0, 0, tuple(skipped), time.perf_counter() - started, current, up_to_date=True)
-        generation = _write_generation(settings, documents, progress)
+        previous = _previous(settings)
+        full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
+        reusable = {} if full_reason else previous.documents
+        documents, skipped = load_corpus(settings, reusable, previous.generation)
+        current = {d.source: d.sha256 for d in documents}
+        old = {source: sha for source, (sha, _) in previous.documents.items()}
+        counts = {
+            "added": sum(source not in old for source in current),
+            "changed": sum(source in old and old[source] != sha for source, sha in current.items()),
+            "removed": sum(source not in current for source in old),
+            "unchanged": sum(old.get(source) == sha for source, sha in current.items()),
+        }
+        if not full_reason and previous.generation and current == old:
+            return BuildSummary(0, 0, 0, tuple(skipped), time.perf_counter() - started,
+                                previous.generation.name, up_to_date=True, **counts)
+        generation, embedded = _write_generation(settings, documents, progress, use_cache=not force)
         store.remove_stale(settings.index_dir)
     manifest = store.Manifest.read(generation)
     return BuildSummary(
         manifest.documents, manifest.passages, manifest.sentences, tuple(skipped),
-        time.perf_counter() - started, generation.name,
+        time.perf_counter() - started, generation.name, embedded=embedded,
+        full_reason=full_reason if previous.generation else "", **counts,
     )
 
 
-def load_corpus(settings: Settings) -> tuple[list[Document], list[Skipped]]:
-    """Every readable document of the corpus, and every file skipped with its reason."""
+def load_corpus(
+    settings: Settings, reusable: dict[str, tuple[str, int]] | None = None, previous: Path | None = None
+) -> tuple[list[Document], list[Skipped]]:
+    """Every readable document of the corpus, and every file skipped with its reason.
+
+    A file whose bytes match `reusable` (source -> sha256, id in `previous`)
+    takes its text from the previous generation instead of being extracted again.
+    """
     files, skipped = discover(settings.corpus_dir)
+    max_bytes = int(settings.max_file_mb * 1_000_000)
     documents = []
-    for file in files:
-        try:
-            documents.append(read_document(file, int(settings.max_file_mb * 1_000_000)))
-        except Unreadable as reason:
-            skipped.append(Skipped(file.source, str(reason)))
+    stored = store.open_metadata(previous) if previous and reusable else None
+    try:
+        for file in files:
+            try:
+                documents.append(_reuse(stored, file.source, reusable or {}, file) or read_document(file, max_bytes))
+            except Unreadable as reason:
+                skipped.append(Skipped(file.source, str(reason)))
+    finally:
+        if stored:
+            stored.close()
     return documents, skipped
 
 
-def _current_if_up_to_date(settings: Settings, documents: list[Document]) -> str | None:
+def settings_changed(settings: Settings, manifest: store.Manifest) -> bool:
+    """Whether an index built per `manifest` no longer fits `settings`."""
+    return bool(_full_rebuild_reason(settings, manifest))
+
+
+def _reuse(stored, source: str, reusable: dict[str, tuple[str, int]], file) -> Document | None:
+    if stored is None or source not in reusable:
+        return None
+    sha, document_id = reusable[source]
+    try:
+        if file_digest(file.path) != sha:
+            return None
+    except OSError:
+        return None  # read_document will name the problem
+    row = stored.execute(
+        "SELECT kind, page_starts, text, title, bytes FROM documents WHERE id = ?", (document_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    kind, page_starts, text, title, size = row
+    return Document(source, text, sha, kind, tuple(int(p) for p in page_starts.split(",") if p), title, size)
+
+
+def _previous(settings: Settings) -> _Previous:
     try:
         generation = store.current_generation(settings.index_dir)
         manifest = store.Manifest.read(generation)
-    except (IndexMissing, IndexCorrupt):
-        return None
-    if settings_changed(settings, manifest):
-        return None
-    with store.open_metadata(generation) as connection:
-        indexed = dict(connection.execute("SELECT source, sha256 FROM documents"))
-    return generation.name if indexed == {d.source: d.sha256 for d in documents} else None
+        with store.open_metadata(generation) as connection:
+            documents = {source: (sha, doc_id) for doc_id, source, sha in connection.execute(
+                "SELECT id, source, sha256 FROM documents")}
+    except (IndexMissing, IndexCorrupt, OSError, ValueError, sqlite3.Error):
+        return _Previous()  # nothing usable to build on: a full build follows
+    return _Previous(generation, manifest, documents)
 
 
-def settings_changed(settings: Settings, manifest: store.Manifest) -> bool:
-    return (
-        manifest.format_version != store.FORMAT_VERSION
-        or manifest.model != settings.model
-        or manifest.passage_max_chars != settings.passage_max_chars
-        or manifest.passage_min_chars != settings.passage_min_chars
-        or _engine_changed(settings, manifest)
-    )
+def _full_rebuild_reason(settings: Settings, manifest: store.Manifest | None) -> str:
+    if manifest is None:
+        return ""
+    if manifest.format_version != store.FORMAT_VERSION:
+        return f"index format {manifest.format_version} -> {store.FORMAT_VERSION}"
+    if manifest.model != settings.model:
+        return f"model changed: {manifest.model} -> {settings.model}"
+    if (manifest.passage_max_chars, manifest.passage_min_chars) != (settings.passage_max_chars, settings.passage_min_chars):
+        return "chunking settings changed"
+    if _engine_changed(settings, manifest):
+        return f"embedding engine changed: {manifest.engine} -> {settings.embedding_engine}"
+    return ""
 
 
 def _engine_changed(settings: Settings, manifest: store.Manifest) -> bool:
@@ -116,10 +184,11 @@ def _engine_changed(settings: Settings, manifest: store.Manifest) -> bool:
     return manifest.engine != wanted and not unexportable
 
 
-def _write_generation(settings: Settings, documents: list[Document], progress: Progress) -> Path:
+def _write_generation(settings: Settings, documents: list[Document], progress: Progress, use_cache: bool) -> tuple[Path, int]:
     import faiss
 
-    from index.engine import build_engine
+    from index.cache import EmbeddingCache
+    from index.engine import build_engine, engine_key
 
     passages_by_document = [chunk(d, settings.passage_max_chars, settings.passage_min_chars) for d in documents]
     passage_texts = [d.text[p.start : p.end] for d, ps in zip(documents, passages_by_document) for p in ps]
@@ -128,17 +197,32 @@ def _write_generation(settings: Settings, documents: list[Document], progress: P
     ]
     directory = store.new_build_directory(settings.index_dir)
     engine = build_engine(settings, directory)
-    progress.start("embedding", len(passage_texts) + len(sentence_texts))
-    passage_vectors = engine.embedder.embed(passage_texts, progress.advance)
-    sentence_vectors = engine.embedder.embed(sentence_texts, progress.advance)
+    cache = EmbeddingCache(settings.cache_path / "embeddings.sqlite", engine_key(settings, engine.name),
+                           engine.embedder.dimension)
+    try:
+        texts = passage_texts + sentence_texts
+        if use_cache:
+            vectors, missing = cache.lookup(texts)
+        else:
+            vectors, missing = np.zeros((len(texts), engine.embedder.dimension), dtype=np.float32), list(range(len(texts)))
+        # A one-sentence passage is the same text twice: embed each text once.
+        unique = list(dict.fromkeys(texts[i] for i in missing))
+        progress.start("embedding", len(unique))
+        if unique:
+            fresh = engine.embedder.embed(unique, progress.advance)
+            row_of = {text: row for row, text in enumerate(unique)}
+            vectors[missing] = fresh[[row_of[texts[i]] for i in missing]]
+            cache.store(unique, fresh)
+        cache.prune()
+    finally:
+        cache.close()
+    passage_vectors, sentence_vectors = vectors[: len(passage_texts)], vectors[len(passage_texts) :]
 
     connection = store.create_metadata(directory)
     with connection:
         _insert_metadata(connection, documents, passages_by_document)
     connection.close()
-    index = faiss.IndexFlatIP(engine.embedder.dimension)
-    index.add(passage_vectors)
-    faiss.write_index(index, str(directory / store.PASSAGE_VECTORS))
+    faiss_type = store.write_vectors(directory, passage_vectors, settings)
     np.save(directory / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float16), allow_pickle=False)
     build_lexical(passage_texts).save(directory)
     manifest = store.Manifest(
@@ -151,10 +235,11 @@ def _write_generation(settings: Settings, documents: list[Document], progress: P
         documents=len(documents),
         passages=len(passage_texts),
         sentences=len(sentence_texts),
+        faiss_type=faiss_type,
         engine=engine.name,
         engine_note=engine.note,
     )
-    return store.publish(directory, manifest)
+    return store.publish(directory, manifest), len(unique)
 
 
 def _insert_metadata(connection, documents: list[Document], passages_by_document: list[list[Passage]]) -> None:
@@ -162,8 +247,9 @@ def _insert_metadata(connection, documents: list[Document], passages_by_document
     passage_id = sentence_id = 0
     for document_id, (document, passages) in enumerate(zip(documents, passages_by_document)):
         connection.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (document_id, document.source, document.sha256, document.kind, len(document.text),
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document_id, document.source, document.sha256, document.kind, document.title, document.size_bytes,
+             len(document.text),
              ",".join(map(str, document.page_starts)), indexed_at, document.text),
         )
         lines = LineIndex(document.text)

@@ -32,14 +32,15 @@ class Engine:
 
 def build_engine(settings: Settings, generation_dir: Path) -> Engine:
     """The engine a build embeds with; ONNX files, when used, are placed in `generation_dir`."""
-    reference = load_embedder(settings.model, settings.embed_batch_chars)
     if settings.embedding_engine == SENTENCE_TRANSFORMERS:
+        reference = load_embedder(settings.model, settings.embed_batch_chars)
         return Engine(reference, SENTENCE_TRANSFORMERS, "embedding_engine is sentence-transformers")
     try:
-        exported = _cached_export(settings, reference)
+        exported = _cached_export(settings)
     except NotExportable as reason:
         if settings.embedding_engine == "onnx":
             raise ModelUnavailable(f"cannot export {settings.model!r} to ONNX: {reason}") from None
+        reference = load_embedder(settings.model, settings.embed_batch_chars)
         return Engine(reference, SENTENCE_TRANSFORMERS, f"no ONNX export: {reason}")
     for name in FILES:
         _link_or_copy(exported / name, generation_dir / name)
@@ -56,10 +57,17 @@ def query_engine(settings: Settings, generation_dir: Path, engine_name: str) -> 
     return Engine(load_embedder(settings.model, settings.embed_batch_chars), SENTENCE_TRANSFORMERS, note)
 
 
-def _cached_export(settings: Settings, reference) -> Path:
+def engine_key(settings: Settings, engine_name: str) -> str:
+    """Identity of the vectors an engine produces, for the embedding cache."""
+    return f"{settings.model}|{engine_name}|{_export_key(settings)}"
+
+
+def _cached_export(settings: Settings) -> Path:
+    # A cached export spares the build torch and the model load altogether.
     cache = settings.cache_path / f"onnx-{_export_key(settings)}"
     if all((cache / name).is_file() for name in FILES):
         return cache
+    reference = load_embedder(settings.model, settings.embed_batch_chars)
     cache.parent.mkdir(parents=True, exist_ok=True)
     scratch = cache.with_name(f".{cache.name}.{uuid.uuid4().hex[:8]}")
     try:
@@ -73,9 +81,9 @@ def _cached_export(settings: Settings, reference) -> Path:
 
 def _export_key(settings: Settings) -> str:
     # The export changes when the model's files, the quantization or torch change.
-    import torch
+    from importlib.metadata import version
 
-    digest = hashlib.sha256(f"{settings.model}|{settings.onnx_int8}|{torch.__version__}".encode())
+    digest = hashlib.sha256(f"{settings.model}|{settings.onnx_int8}|{version('torch')}".encode())
     location = Path(resolve_model(settings.model))
     if location.is_dir():
         for path in sorted(location.rglob("*")):

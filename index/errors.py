@@ -29,5 +29,9 @@ class BuildLocked(VerbatimError):
     """Another build holds the index lock."""
 
 
+class DocumentNotIndexed(VerbatimError):
+    """The named document is not in the index."""
+
+
 class BadQuestion(VerbatimError):
     """The question cannot be answered as asked (empty, too long)."""

@@ -1,9 +1,15 @@
-"""Find the documents of a corpus and read each into a `Document`."""
+"""Find the documents of a corpus and read each into a `Document`.
+
+.txt and .md are decoded as UTF-8 and kept exactly. .html/.htm and .pdf are
+extracted to text once, at build time, and that text is stored in the index, so
+quotes are always exact substrings of a stored text.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +17,9 @@ from pathlib import Path
 from index.errors import CorpusMissing
 from index.types import Document, Skipped
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
+KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SUPPORTED_SUFFIXES = tuple(KINDS)
+_HEADING = re.compile(r"^\s*#{0,6}\s*(.+?)\s*#*\s*$")
 
 
 class Unreadable(Exception):
@@ -44,8 +52,14 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
     return found, skipped
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 def read_document(file: CorpusFile, max_bytes: int) -> Document:
-    """Read and decode one file; raise `Unreadable` with the reason if it can't be used."""
+    """Read and extract one file; raise `Unreadable` with the reason if it can't be used."""
     try:
         size = file.path.stat().st_size
         if size > max_bytes:
@@ -53,22 +67,86 @@ def read_document(file: CorpusFile, max_bytes: int) -> Document:
         raw = file.path.read_bytes()
     except OSError as error:
         raise Unreadable(error.strerror or str(error)) from error
+    kind = KINDS[file.path.suffix.lower()]
+    sha = hashlib.sha256(raw).hexdigest()
+    if kind == "pdf":
+        text, page_starts, title = _pdf(raw)
+    elif kind == "html":
+        text, title = _html(raw)
+        page_starts = ()
+    else:
+        text, page_starts = _plain(raw), ()
+        title = _first_line(text)
+    if not text.strip():
+        raise Unreadable("empty" if kind in ("txt", "md") else "no text could be extracted")
+    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw))
+
+
+def _plain(raw: bytes) -> str:
     if b"\x00" in raw[:8192]:
         raise Unreadable("binary file (contains NUL bytes)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Unreadable(f"not valid UTF-8 (byte {error.start})") from error
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a byte-order mark is encoding, not content
+    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is encoding, not content
+
+
+def _html(raw: bytes) -> tuple[str, str]:
+    import trafilatura
+
+    try:
+        extracted = trafilatura.bare_extraction(raw, include_comments=False, include_tables=True, with_metadata=True)
+    except Exception as error:  # the extractor raises many kinds on broken markup
+        raise Unreadable(f"HTML could not be parsed: {error}") from error
+    if extracted is None or not (extracted.text or "").strip():
+        raise Unreadable("no main text found in the HTML")
+    # One paragraph per extracted line, blank lines between: the paragraph
+    # breaks that chunking respects.
+    lines = [line.strip() for line in extracted.text.splitlines() if line.strip()]
+    return "\n\n".join(lines) + "\n", (extracted.title or "").strip()
+
+
+def _pdf(raw: bytes) -> tuple[str, tuple[int, ...], str]:
+    import io
+    import logging
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            raise Unreadable("encrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = str((reader.metadata or {}).get("/Title") or "").strip()
+    except Unreadable:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as error:
+        raise Unreadable(f"malformed PDF: {error}") from error
+    parts, page_starts, position = [], [], 0
+    for page in pages:
+        page_starts.append(position)
+        text = page.rstrip() + "\n\n"
+        parts.append(text)
+        position += len(text)
+    text = "".join(parts)
     if not text.strip():
-        raise Unreadable("empty")
-    kind = "md" if file.path.suffix.lower() in (".md", ".markdown") else "txt"
-    return Document(file.source, text, hashlib.sha256(raw).hexdigest(), kind)
+        raise Unreadable("no text in the PDF (scanned images?)")
+    return text, tuple(page_starts), title or _first_line(text)
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            match = _HEADING.match(line)
+            return (match.group(1) if match else line.strip())[:200]
+    return ""
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    # os.walk-style, never following directory symlinks, so loops cannot trap it.
+    # Never follows directory symlinks, so loops cannot trap it.
     stack = [root]
     while stack:
         directory = stack.pop()

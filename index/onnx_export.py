@@ -7,6 +7,7 @@ Normalize are exported; anything else answers through sentence-transformers.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import warnings
@@ -107,6 +108,7 @@ def _quantize(model_path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantized = model_path.with_suffix(".int8.onnx")
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
     quantize_dynamic(str(model_path), str(quantized), weight_type=QuantType.QInt8)
     quantized.replace(model_path)
 

@@ -101,15 +101,14 @@ class Searcher:
         self._embed_query = embed_query
         self._candidates = settings.candidate_passages
         try:
-            import faiss
-
-            self._faiss = faiss.read_index(str(self.generation / store.PASSAGE_VECTORS))
+            self._faiss = store.read_vectors(self.generation, settings.faiss_nprobe)
+            self._passage_vectors = np.load(self.generation / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
             self._sentence_vectors = np.load(self.generation / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
             self._lexical = LexicalIndex.load(self.generation)
         except (OSError, RuntimeError, ValueError) as error:
             raise IndexCorrupt(f"cannot read index {self.generation}: {error}; run `verbatim index build --full`") from error
         self._metadata = store.open_metadata(self.generation)
-        self._texts: OrderedDict[int, str] = OrderedDict()
+        self._documents: OrderedDict[int, tuple[str, tuple[int, ...]]] = OrderedDict()
 
     def search(self, question: str) -> list[Hit]:
         """Every sentence of the best passages, best first."""
@@ -120,16 +119,23 @@ class Searcher:
         return self._score_sentences(query, self._score_passages(query))
 
     def document_text(self, document_id: int) -> str:
-        """The full indexed text of a document (a few recent ones are cached)."""
-        text = self._texts.get(document_id)
-        if text is None:
-            (text,) = self._metadata.execute("SELECT text FROM documents WHERE id = ?", (document_id,)).fetchone()
-            self._texts[document_id] = text
-            if len(self._texts) > 64:
-                self._texts.popitem(last=False)
+        """The full indexed text of a document."""
+        return self.document(document_id)[0]
+
+    def document(self, document_id: int) -> tuple[str, tuple[int, ...]]:
+        """A document's indexed text and page starts (a few recent documents are cached)."""
+        record = self._documents.get(document_id)
+        if record is None:
+            text, page_starts = self._metadata.execute(
+                "SELECT text, page_starts FROM documents WHERE id = ?", (document_id,)
+            ).fetchone()
+            record = (text, tuple(int(p) for p in page_starts.split(",") if p))
+            self._documents[document_id] = record
+            if len(self._documents) > 64:
+                self._documents.popitem(last=False)
         else:
-            self._texts.move_to_end(document_id)
-        return text
+            self._documents.move_to_end(document_id)
+        return record
 
     def close(self) -> None:
         """Release the metadata connection."""
@@ -161,7 +167,7 @@ class Searcher:
         for passage_id in candidates:
             cosine = dense.get(passage_id)
             if cosine is None:
-                cosine = float(self._faiss.reconstruct(passage_id) @ query.vector)
+                cosine = float(np.asarray(self._passage_vectors[passage_id], dtype=np.float32) @ query.vector)
             lexical_score = float(lexical[passage_id])
             scores[passage_id] = _PassageScore(weight * cosine + (1 - weight) * lexical_score, cosine, lexical_score)
         return dict(sorted(scores.items(), key=lambda item: -item[1].combined)[:k])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from config import Settings
 from index import store
 from index.build import load_corpus, settings_changed
-from index.errors import VerbatimError
+from index.errors import DocumentNotIndexed, VerbatimError
 
 
 def index_status(settings: Settings) -> dict:
@@ -24,6 +24,7 @@ def index_status(settings: Settings) -> dict:
         "index": str(generation),
         "built_at": manifest.built_at,
         "model": manifest.model,
+        "faiss": manifest.faiss_type,
         "engine": manifest.engine + (f" ({manifest.engine_note})" if manifest.engine_note else ""),
         "documents": manifest.documents,
         "passages": manifest.passages,
@@ -31,3 +32,19 @@ def index_status(settings: Settings) -> dict:
         "corpus": str(settings.corpus_dir),
         "freshness": fresh,
     }
+
+
+def show_document(settings: Settings, source: str) -> dict:
+    """The stored record of one indexed document."""
+    generation = store.current_generation(settings.index_dir)
+    with store.open_metadata(generation) as connection:
+        row = connection.execute(
+            "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text FROM documents WHERE source = ?",
+            (source,),
+        ).fetchone()
+    if row is None:
+        raise DocumentNotIndexed(f"{source!r} is not in the index; `verbatim index status` shows what is")
+    keys = ("source", "title", "kind", "bytes", "chars", "page_starts", "indexed_at", "text")
+    record = dict(zip(keys, row))
+    record["page_starts"] = [int(p) for p in record["page_starts"].split(",") if p]
+    return record

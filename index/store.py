@@ -22,13 +22,16 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from index.errors import IndexCorrupt, IndexMissing
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 METADATA = "meta.sqlite"
 PASSAGE_VECTORS = "passages.faiss"
+PASSAGE_VECTORS_NPY = "passages.npy"
 SENTENCE_VECTORS = "sentences.npy"
 GENERATION_PREFIX = "gen-"
 BUILDING_PREFIX = ".building-"
@@ -39,6 +42,8 @@ CREATE TABLE documents (
     source TEXT NOT NULL UNIQUE,
     sha256 TEXT NOT NULL,
     kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
     chars INTEGER NOT NULL,
     page_starts TEXT NOT NULL,
     indexed_at TEXT NOT NULL,
@@ -148,6 +153,43 @@ def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path
     return generation
 
 
+def write_vectors(directory: Path, vectors: np.ndarray, settings) -> str:
+    """Write passage vectors as a FAISS index chosen by size (and as float16 .npy for rescoring); return its type."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    count, dimension = vectors.shape
+    if count <= settings.faiss_exact_max:
+        index, kind = faiss.IndexFlatIP(dimension), "flat"
+    else:
+        # Exact search stops being fast enough: an inverted file of exact vectors,
+        # whose probe count trades speed for recall (bench/scale.py).
+        nlist = settings.faiss_nlist or int(4 * count**0.5)
+        quantizer = faiss.IndexFlatIP(dimension)
+        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(count, min(count, 64 * nlist), replace=False)]
+        index.train(sample)
+        kind = f"ivf{nlist}"
+    index.add(vectors)
+    faiss.write_index(index, str(directory / PASSAGE_VECTORS))
+    np.save(directory / PASSAGE_VECTORS_NPY, vectors.astype(np.float16), allow_pickle=False)
+    return kind
+
+
+def read_vectors(generation: Path, nprobe: int):
+    """The FAISS index of a generation, memory-mapped where FAISS allows it."""
+    import faiss
+
+    path = str(generation / PASSAGE_VECTORS)
+    try:
+        index = faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:
+        index = faiss.read_index(path)
+    if hasattr(index, "nprobe"):
+        index.nprobe = nprobe
+    return index
+
+
 def verify(generation: Path, manifest: Manifest) -> None:
     """Raise IndexCorrupt unless every file matches its checksum in the manifest."""
     for name, expected in manifest.checksums.items():
@@ -170,6 +212,8 @@ def remove_stale(index_dir: Path, keep: int = 2) -> None:
         current = None
     for leftover in index_dir.glob(f"{BUILDING_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True)
+    for half_written in index_dir.glob(".*.tmp"):
+        half_written.unlink(missing_ok=True)
     generations = sorted(index_dir.glob(f"{GENERATION_PREFIX}*"), key=lambda path: path.name, reverse=True)
     for old in generations[keep:]:
         if old.name != current:

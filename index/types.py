@@ -15,6 +15,8 @@ class Document:
     kind: str = "txt"
     # Character offsets where each page starts (pdf only); empty otherwise.
     page_starts: tuple[int, ...] = ()
+    title: str = ""
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True)

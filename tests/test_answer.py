@@ -90,3 +90,18 @@ def test_every_quote_is_exactly_the_document_text_at_its_offsets(tmp_path_factor
         raw = documents[int(quote.source[1:-4])]
         assert raw[quote.start : quote.end] == quote.text
         assert quote.line == raw.count("\n", 0, quote.start) + 1
+
+
+def test_pdf_quotes_cite_page_and_line_within_the_page(tmp_path):
+    from tests.pdfs import make_pdf
+
+    pages = [["Introduction to the annual report."], ["Revenue grew by twelve percent in the northern region."]]
+    write_corpus(tmp_path, {"report.pdf": make_pdf(pages)})
+    settings = make_settings(tmp_path)
+    build_index(settings)
+    answerer = Answerer(settings)
+    answer = answerer.answer("How much did revenue grow in the northern region?")
+    quote = answer.quotes[0]
+    assert quote.page == 2 and quote.line == 1 and "twelve percent" in quote.text
+    assert answerer.searcher.document_text(0)[quote.start : quote.end] == quote.text
+    assert answer.to_json()["quotes"][0]["page"] == 2

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from index import store
@@ -42,3 +44,42 @@ def test_missing_corpus_and_concurrent_builds_are_clear_errors(tmp_path):
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(BuildLocked, match="another build"):
             build_index(make_settings(tmp_path))
+
+
+def test_rebuilds_embed_only_what_changed_and_report_it(tmp_path):
+    write_corpus(tmp_path, {"bees.txt": TEXT, "ants.txt": "Ants farm aphids for honeydew.", "moths.txt": "Moths fly at night."})
+    settings = make_settings(tmp_path, cache_dir=tmp_path / "cache")
+    first = build_index(settings)
+    # bees: a passage and its 3 sentences; ants and moths: one sentence each, which is also the passage.
+    assert (first.added, first.embedded) == (3, 6)
+    write_corpus(tmp_path, {"ants.txt": "Ants farm aphids for honeydew. They guard them from ladybirds.", "wasps.txt": "Wasps sting."})
+    (tmp_path / "corpus" / "moths.txt").unlink()
+    second = build_index(settings)
+    assert (second.added, second.changed, second.removed, second.unchanged) == (1, 1, 1, 1)
+    # The changed passage, its new sentence, and the new document.
+    assert second.embedded == 3
+    full = build_index(settings, force=True)
+    assert full.embedded == 8 and full.full_reason == "--full"
+
+
+def test_a_new_model_or_chunking_forces_a_full_rebuild_with_a_reason(tmp_path):
+    write_corpus(tmp_path, {"bees.txt": TEXT})
+    build_index(make_settings(tmp_path))
+    summary = build_index(make_settings(tmp_path, passage_max_chars=60))
+    assert summary.full_reason == "chunking settings changed" and summary.embedded == 0  # same texts: all cached
+
+
+def test_a_salted_corpus_builds_every_good_document_and_names_every_bad_one(tmp_path):
+    from tests.pdfs import make_pdf
+
+    corpus = write_corpus(tmp_path, {
+        "good.txt": TEXT, "good.md": "# Ants\n\nAnts farm aphids.", "good.pdf": make_pdf([["Moths fly at night."]]),
+        "binary.txt": b"\x00\x01\x02binary", "latin1.txt": "caf\xe9".encode("latin-1"), "empty.md": "",
+        "broken.pdf": b"%PDF-1.4 nonsense", "huge.txt": b"a" * 3_000_000,
+    })
+    os.symlink(corpus / "loop.txt", corpus / "loop.txt")
+    os.symlink("/etc/hostname", corpus / "outside.txt")
+    summary = build_index(make_settings(tmp_path, max_file_mb=2))
+    assert summary.documents == 3
+    assert {s.source for s in summary.skipped} == {"binary.txt", "latin1.txt", "empty.md", "broken.pdf", "huge.txt", "loop.txt", "outside.txt"}
+    assert all(s.reason for s in summary.skipped)

@@ -61,3 +61,12 @@ def test_help_is_available_everywhere(capsys):
             main([*command, "--help"])
         assert exit_info.value.code == 0
     assert "Exit codes" in capsys.readouterr().out
+
+
+def test_index_show_prints_the_stored_text_and_names_unknown_documents(seed_index, seed_settings, capsys):
+    main(["index", "build", *seed_index])
+    capsys.readouterr()
+    assert main(["index", "show", "000_23546ede53cb2a58.txt", *seed_index]) == EXIT_OK
+    assert capsys.readouterr().out == (seed_settings.corpus_dir / "000_23546ede53cb2a58.txt").read_text(encoding="utf-8")
+    assert main(["index", "show", "nope.txt", *seed_index]) == EXIT_ERROR
+    assert "not in the index" in capsys.readouterr().err

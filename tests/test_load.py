@@ -49,3 +49,36 @@ def test_read_document_keeps_text_exact_but_drops_a_byte_order_mark(tmp_path):
     document = read_document(file, 10**6)
     assert document.text == "# Title\r\n\r\nBody.\r\n"
     assert document.kind == "md" and len(document.sha256) == 64
+
+
+def test_html_main_text_is_extracted_without_navigation_or_scripts(tmp_path):
+    html = """<html><head><title>Bee Facts</title><style>.x{color:red}</style><script>var tracking = 1;</script></head>
+    <body><nav><a href="/">Home</a> | <a href="/about">About us</a></nav>
+    <article><h1>Bee Facts</h1><p>Honey bees live in colonies with a single queen that lays all the eggs.</p>
+    <p>Worker bees gather nectar from flowers and turn it into honey inside the hive.</p></article>
+    <footer>Copyright 2024 Example Corp. All rights reserved.</footer></body></html>"""
+    corpus = write_corpus(tmp_path, {"bees.html": html})
+    (file,) = discover(corpus)[0]
+    document = read_document(file, 10**6)
+    assert document.kind == "html" and document.title == "Bee Facts"
+    assert "single queen" in document.text and "nectar from flowers" in document.text
+    assert "tracking" not in document.text and "color:red" not in document.text and "About us" not in document.text
+
+
+def test_pdf_text_is_extracted_per_page(tmp_path):
+    from tests.pdfs import make_pdf
+
+    corpus = write_corpus(tmp_path, {"report.pdf": make_pdf([["First page line one.", "Line two."], ["Second page here."]])})
+    (file,) = discover(corpus)[0]
+    document = read_document(file, 10**6)
+    assert document.kind == "pdf" and len(document.page_starts) == 2
+    second = document.text[document.page_starts[1] :]
+    assert "Second page here." in second and "First page" not in second
+    assert "First page line one." in document.text[: document.page_starts[1]]
+
+
+def test_a_malformed_pdf_is_unreadable_with_the_reason(tmp_path):
+    corpus = write_corpus(tmp_path, {"broken.pdf": b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage"})
+    (file,) = discover(corpus)[0]
+    with pytest.raises(Unreadable, match="PDF"):
+        read_document(file, 10**6)
