@@ -52,6 +52,10 @@ class Answerer:
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
 
+    def refresh(self) -> None:
+        """Switch to a rebuilt index now rather than at the next question."""
+        self._current_searcher()
+
     @property
     def searcher(self) -> Searcher:
         return self._current_searcher()

@@ -96,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as one JSON object")
     evaluate.set_defaults(handler=_eval)
 
+    discord_command = commands.add_parser(
+        "discord", help="run the Discord bot", parents=[common],
+        description="Run the Discord bot (token from VERBATIM_DISCORD_TOKEN). Commands are synced to "
+        "discord_guild_ids on start; --sync also syncs them globally (do it only when commands change).",
+    )
+    discord_command.add_argument("--sync", action="store_true", help="sync slash commands globally on start")
+    discord_command.set_defaults(handler=_discord)
+
+    feedback = commands.add_parser("feedback", help="work with 👍/👎 feedback from Discord", parents=[common])
+    feedback_commands = feedback.add_subparsers(metavar="ACTION")
+    export = feedback_commands.add_parser("export", help="write the feedback as JSONL", parents=[common])
+    export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(handler=_feedback_export)
+
     chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
     chat.add_argument("--top", type=int, metavar="N", help="at most N quotes")
     chat.set_defaults(handler=_chat)
@@ -231,6 +245,27 @@ def _hint_slow_path(answerer) -> None:
             "sentence-transformers, which starts slower; `verbatim index build` adds the export when the model allows",
             file=sys.stderr,
         )
+
+
+def _discord(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.discord_bot import run
+
+    run(settings, sync_globally=arguments.sync)
+    return EXIT_OK
+
+
+def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.feedback import FeedbackStore
+
+    store = FeedbackStore(settings.feedback_db)
+    lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in store.export()]
+    store.close()
+    if arguments.output:
+        arguments.output.write_text("".join(lines), encoding="utf-8")
+        print(f"wrote {len(lines)} feedback records to {arguments.output}", file=sys.stderr)
+    else:
+        sys.stdout.writelines(lines)
+    return EXIT_OK
 
 
 def _renderer(as_json: bool) -> Callable:

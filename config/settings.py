@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(500, ge=10)
     watch_debounce_ms: int = Field(1600, ge=50)
     discord_token: SecretStr | None = None
+    discord_guild_ids: list[int] = Field(default_factory=list)
+    discord_owner_ids: list[int] = Field(default_factory=list)
+    discord_mentions: bool = True
+    discord_mention_threads: bool = True
+    discord_message_content: bool = False
+    discord_cooldown_rate: int = Field(3, ge=1)
+    discord_cooldown_seconds: float = Field(30, gt=0)
+    feedback_db: Path = Path("var/feedback.sqlite")
 
     @property
     def cache_path(self) -> Path:

@@ -137,6 +137,26 @@ class Searcher:
             self._documents.move_to_end(document_id)
         return record
 
+    def list_documents(self, contains: str = "", offset: int = 0, limit: int = 25) -> list[tuple[str, str]]:
+        """(source, title) of indexed documents whose source contains `contains`, by source."""
+        pattern = "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return self._metadata.execute(
+            "SELECT source, title FROM documents WHERE source LIKE ? ESCAPE '\\' ORDER BY source LIMIT ? OFFSET ?",
+            (pattern, limit, offset),
+        ).fetchall()
+
+    def document_info(self, source: str) -> dict | None:
+        """Title, kind, size, passages and indexing time of one document, or None."""
+        row = self._metadata.execute(
+            "SELECT d.id, d.title, d.kind, d.bytes, d.chars, d.indexed_at, "
+            "(SELECT COUNT(*) FROM passages p WHERE p.document_id = d.id) FROM documents d WHERE d.source = ?",
+            (source,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "title", "kind", "bytes", "chars", "indexed_at", "passages")
+        return {"source": source, **dict(zip(keys, row))}
+
     def close(self) -> None:
         """Release the metadata connection."""
         self._metadata.close()

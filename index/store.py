@@ -164,10 +164,10 @@ def write_vectors(directory: Path, vectors: np.ndarray, settings) -> str:
     else:
         # Exact search stops being fast enough: an inverted file of exact vectors,
         # whose probe count trades speed for recall (bench/scale.py).
-        nlist = settings.faiss_nlist or int(4 * count**0.5)
+        nlist = settings.faiss_nlist or max(1, int(count**0.5))
         quantizer = faiss.IndexFlatIP(dimension)
         index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = vectors[np.random.default_rng(0).choice(count, min(count, 64 * nlist), replace=False)]
+        sample = vectors[np.random.default_rng(0).choice(count, min(count, 40 * nlist), replace=False)]
         index.train(sample)
         kind = f"ivf{nlist}"
     index.add(vectors)

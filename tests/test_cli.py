@@ -70,3 +70,9 @@ def test_index_show_prints_the_stored_text_and_names_unknown_documents(seed_inde
     assert capsys.readouterr().out == (seed_settings.corpus_dir / "000_23546ede53cb2a58.txt").read_text(encoding="utf-8")
     assert main(["index", "show", "nope.txt", *seed_index]) == EXIT_ERROR
     assert "not in the index" in capsys.readouterr().err
+
+
+def test_discord_without_a_token_is_one_clear_line(capsys, monkeypatch):
+    monkeypatch.delenv("VERBATIM_DISCORD_TOKEN", raising=False)
+    assert main(["discord"]) == EXIT_ERROR
+    assert "VERBATIM_DISCORD_TOKEN" in capsys.readouterr().err

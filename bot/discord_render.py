@@ -1,0 +1,86 @@
+"""Answers as Discord embeds, within Discord's limits, with quoted text escaped.
+
+Pure functions over `Answer`, so the limits and escaping are tested without a
+gateway. A quote is never cut to fit: fewer quotes are shown instead.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from bot.render import REFUSAL
+from bot.types import Answer, Quote
+
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_NAME_MAX = 256
+FIELD_VALUE_MAX = 1024
+FOOTER_MAX = 2048
+FIELDS_MAX = 25
+EMBED_TOTAL_MAX = 6000
+MESSAGE_MAX = 2000
+
+CONFIDENT = discord.Colour.green()
+TENTATIVE = discord.Colour.gold()
+REFUSED = discord.Colour.light_grey()
+
+
+def safe(text: str) -> str:
+    """Document text made inert: no markdown, no mentions (links stay clickable)."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text, as_needed=False, ignore_links=True))
+
+
+def block_quote(text: str) -> str:
+    """Escaped text as a Discord block quote, every line prefixed."""
+    return "\n".join("> " + line if line.strip() else ">" for line in safe(text).split("\n"))
+
+
+def score_bar(score: float, min_score: float) -> str:
+    """Five blocks: one at the refusal threshold, five a full point above it."""
+    filled = max(1, min(5, 1 + round((score - min_score) * 4)))
+    return "▰" * filled + "▱" * (5 - filled)
+
+
+def answer_embed(answer: Answer, min_score: float) -> discord.Embed:
+    """The embed for an answer or a refusal."""
+    title = _clip(answer.question, TITLE_MAX)
+    footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
+    if not answer.answered:
+        embed = discord.Embed(title=title, description=REFUSAL, colour=REFUSED)
+        embed.set_footer(text=footer)
+        return embed
+    best = answer.quotes[0].score
+    embed = discord.Embed(title=title, colour=CONFIDENT if best >= min_score + 0.25 else TENTATIVE)
+    embed.set_footer(text=footer)
+    for quote in answer.quotes:
+        if len(embed.fields) == FIELDS_MAX:
+            break
+        name = _clip(quote.citation(), FIELD_NAME_MAX)
+        value = f"{block_quote(quote.text)}\n{score_bar(quote.score, min_score)}"
+        if len(value) > FIELD_VALUE_MAX or len(embed) + len(name) + len(value) > EMBED_TOTAL_MAX:
+            continue  # never cut a quote: show fewer
+        embed.add_field(name=name, value=value, inline=False)
+    if not embed.fields:
+        # Even the best quote is too long for a field: give it the description alone, or say so.
+        quote = answer.quotes[0]
+        text = block_quote(quote.text) + f"\n— **{safe(quote.citation())}**"
+        embed.description = text if len(text) <= DESCRIPTION_MAX else (
+            f"The best passage is too long to show here; see {safe(quote.citation())}."
+        )
+    return embed
+
+
+def context_text(quote: Quote, document_text: str, around: int = 300) -> str:
+    """The passage around a quote, the quote in bold, within a message's limit."""
+    while True:
+        before = document_text[max(0, quote.start - around) : quote.start]
+        after = document_text[quote.end : quote.end + around]
+        text = (f"**{safe(quote.citation())}**\n…{safe(before)}**{safe(quote.text)}**{safe(after)}…")
+        if len(text) <= MESSAGE_MAX or around == 0:
+            return text if len(text) <= MESSAGE_MAX else f"**{safe(quote.citation())}**: too long to show in Discord."
+        around //= 2
+
+
+def _clip(text: str, limit: int) -> str:
+    # Only for titles and names (the question, a citation), never for quotes.
+    return text if len(text) <= limit else text[: limit - 1] + "…"
