@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: ask test chat index bench bench-peers bench-speed eval clean
+.PHONY: ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -39,7 +39,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-peers bench-speed
+bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord
 
 bench-peers: $(BENCH_STAMP)
 	cd bench && ../$(PY) peers.py
@@ -49,3 +49,19 @@ bench-speed: $(BENCH_STAMP)
 
 eval: $(STAMP)
 	$(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1
+
+bench-incremental: $(BENCH_STAMP)
+	cd bench && ../$(PY) incremental.py
+
+bench-crash: $(BENCH_STAMP)
+	cd bench && ../$(PY) crash.py
+
+bench-scale: $(BENCH_STAMP)
+	cd bench && ../$(PY) scale.py $(or $(N),1000000) real-mix
+
+bench-discord: $(BENCH_STAMP)
+	cd bench && ../$(PY) discord_load.py
+
+discord: $(STAMP)
+	@$(VENV)/bin/verbatim index build
+	$(VENV)/bin/verbatim discord

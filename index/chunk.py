@@ -9,6 +9,7 @@ from index.sentences import paragraphs, sentences
 from index.types import Document, Passage, Span
 
 _WHITESPACE = re.compile(r"\s+")
+_NEWLINE = re.compile("\n")
 # Repeated text this long is a pull quote (shorter repeats are ordinary phrases).
 PULL_QUOTE_CHARS = (40, 600)
 
@@ -33,7 +34,7 @@ class LineIndex:
     """1-based line numbers of character offsets."""
 
     def __init__(self, text: str) -> None:
-        self._newlines = [index for index, char in enumerate(text) if char == "\n"]
+        self._newlines = [match.start() for match in _NEWLINE.finditer(text)]
 
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self._newlines, offset - 1) + 1

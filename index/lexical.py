@@ -7,9 +7,7 @@ neither: a cold `verbatim ask` pays for every import.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections import Counter
 from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,25 +97,21 @@ class LexicalIndex:
 def build_lexical(texts: Sequence[str]) -> LexicalIndex:
     """A BM25 index of the texts, one entry per text in order."""
     vocabulary: dict[str, int] = {}
-    rows: list[Counter[int]] = []
-    lengths = np.zeros(len(texts), dtype=np.float32)
+    term_ids: list[int] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
     for row, text in enumerate(texts):
         tokens = tokenize(text)
         lengths[row] = len(tokens)
-        rows.append(Counter(vocabulary.setdefault(token, len(vocabulary)) for token in tokens))
+        term_ids.extend(vocabulary.setdefault(token, len(vocabulary)) for token in tokens)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    # One (term, passage) pair per distinct occurrence, sorted by term then passage.
+    pairs, counts = np.unique(np.asarray(term_ids, dtype=np.int64) * max(1, len(texts)) + rows, return_counts=True)
+    terms, doc_ids = pairs // max(1, len(texts)), (pairs % max(1, len(texts))).astype(np.int32)
+    document_frequency = np.bincount(terms, minlength=len(vocabulary))
+    idf = np.log(1 + (len(texts) - document_frequency + 0.5) / (document_frequency + 0.5)).astype(np.float32)
     average_length = float(lengths.mean()) if len(texts) and lengths.mean() > 0 else 1.0
-    postings: list[list[tuple[int, float]]] = [[] for _ in vocabulary]
-    for row, counts in enumerate(rows):
-        norm = K1 * (1 - B + B * lengths[row] / average_length)
-        for term_id, count in counts.items():
-            postings[term_id].append((row, count * (K1 + 1) / (count + norm)))
-    idf = np.array(
-        [math.log(1 + (len(texts) - len(p) + 0.5) / (len(p) + 0.5)) for p in postings], dtype=np.float32
-    )
-    offsets = np.zeros(len(postings) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(p) for p in postings])
-    doc_ids = np.fromiter((row for p in postings for row, _ in p), dtype=np.int32, count=int(offsets[-1]))
-    weights = np.fromiter((w for p in postings for _, w in p), dtype=np.float32, count=int(offsets[-1]))
-    for term_id in range(len(postings)):
-        weights[offsets[term_id] : offsets[term_id + 1]] *= idf[term_id]
+    norm = K1 * (1 - B + B * lengths[doc_ids] / average_length)
+    weights = (idf[terms] * counts * (K1 + 1) / (counts + norm)).astype(np.float32)
+    offsets = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(document_frequency)
     return LexicalIndex(vocabulary, idf, offsets, doc_ids, weights, len(texts))

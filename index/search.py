@@ -109,6 +109,7 @@ class Searcher:
             raise IndexCorrupt(f"cannot read index {self.generation}: {error}; run `verbatim index build --full`") from error
         self._metadata = store.open_metadata(self.generation)
         self._documents: OrderedDict[int, tuple[str, tuple[int, ...]]] = OrderedDict()
+        self._documents_lock = threading.Lock()
 
     def search(self, question: str) -> list[Hit]:
         """Every sentence of the best passages, best first."""
@@ -124,17 +125,19 @@ class Searcher:
 
     def document(self, document_id: int) -> tuple[str, tuple[int, ...]]:
         """A document's indexed text and page starts (a few recent documents are cached)."""
-        record = self._documents.get(document_id)
-        if record is None:
-            text, page_starts = self._metadata.execute(
-                "SELECT text, page_starts FROM documents WHERE id = ?", (document_id,)
-            ).fetchone()
-            record = (text, tuple(int(p) for p in page_starts.split(",") if p))
+        with self._documents_lock:  # questions are answered from several threads at once (Discord)
+            record = self._documents.get(document_id)
+            if record is not None:
+                self._documents.move_to_end(document_id)
+                return record
+        text, page_starts = self._metadata.execute(
+            "SELECT text, page_starts FROM documents WHERE id = ?", (document_id,)
+        ).fetchone()
+        record = (text, tuple(int(p) for p in page_starts.split(",") if p))
+        with self._documents_lock:
             self._documents[document_id] = record
             if len(self._documents) > 64:
                 self._documents.popitem(last=False)
-        else:
-            self._documents.move_to_end(document_id)
         return record
 
     def list_documents(self, contains: str = "", offset: int = 0, limit: int = 25) -> list[tuple[str, str]]:

@@ -95,3 +95,19 @@ async def dispatch(bot, interaction: FakeInteraction) -> FakeInteraction:
         interaction.response.autocomplete = record
     await bot.tree._call(interaction)
     return interaction
+
+
+async def offline(client: discord.Client) -> discord.Client:
+    """Make a constructed client usable without a gateway: a fake user, guild and channel (dpytest)."""
+    import asyncio
+
+    import discord.ext.test as dpytest
+
+    await client._async_setup_hook()  # what login() does first: binds the client to this loop
+    # dpytest keeps its fake members in the member cache, which needs the members intent (test-only).
+    client._connection._intents.members = True
+    client._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(client._connection._intents)
+    dpytest.configure(client)
+    client.allowed_mentions = discord.AllowedMentions.none()  # dpytest's state starts without ours
+    client._connection.loop = asyncio.get_running_loop()  # for typing(), which dpytest's state lacks
+    return client

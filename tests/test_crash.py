@@ -26,20 +26,25 @@ def _build_command(settings: Settings) -> list[str]:
             "--index", str(settings.index_dir)]
 
 
-def kill_builds(settings: Settings, kills: int, seed: int = 0) -> list[str]:
-    """Kill `kills` builds at random moments; return what the index answered after each ('old'/'new')."""
+def kill_builds(settings: Settings, kills: int, seed: int = 0) -> tuple[list[str], float]:
+    """Kill `kills` builds at random moments of a build's duration; return what the index
+    answered after each ('old' or 'new') and that duration."""
     env = {**os.environ, "VERBATIM_CACHE_DIR": str(settings.cache_path)}
     rng = random.Random(seed)
+    # Kill moments are drawn from the length of a whole build, measured here.
+    write_corpus(settings.corpus_dir.parent, {"cat.txt": "The keepers feed the lighthouse cat tuna, to time a build."})
+    started = time.perf_counter()
+    subprocess.run(_build_command(settings), cwd=ROOT, env=env, capture_output=True, check=True)
+    window = time.perf_counter() - started
     outcomes = []
     for round_number in range(kills):
         answer_before = _answer(settings)
         # Each round changes the corpus so that the build has real work to do.
         cat_food = f"tuna, round {round_number}"
         write_corpus(settings.corpus_dir.parent, {"cat.txt": f"The keepers feed the lighthouse cat {cat_food} every evening."})
-        started = time.perf_counter()
         child = subprocess.Popen(_build_command(settings), cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0, 1.5))
+        time.sleep(rng.uniform(0, window))
         child.send_signal(signal.SIGKILL)
         child.wait()
         answer_after = _answer(settings)  # must load and answer, whatever the moment of the kill
@@ -52,7 +57,7 @@ def kill_builds(settings: Settings, kills: int, seed: int = 0) -> list[str]:
     build_index(settings)
     leftovers = [p.name for p in settings.index_dir.iterdir() if p.name.startswith(".")]
     assert leftovers == [], leftovers
-    return outcomes
+    return outcomes, window
 
 
 def _answer(settings: Settings) -> str:
@@ -65,6 +70,6 @@ def test_builds_killed_at_random_moments_never_break_the_index(tmp_path):
     write_corpus(tmp_path, {**BASE, "cat.txt": "The keepers feed the lighthouse cat sardines every evening."})
     settings = make_settings(tmp_path)
     build_index(settings)
-    outcomes = kill_builds(settings, kills=int(os.environ.get("VERBATIM_TEST_KILLS", "4")))
+    outcomes, _ = kill_builds(settings, kills=4)
     assert set(outcomes) <= {"old", "new"}
     assert store.current_generation(settings.index_dir).is_dir()

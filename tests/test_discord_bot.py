@@ -1,5 +1,3 @@
-import asyncio
-
 import discord
 import discord.ext.test as dpytest
 import pytest
@@ -9,7 +7,7 @@ from bot.discord_bot import AnswerView, VerbatimBot
 from bot.discord_render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus
-from tests.discord_fakes import FakeInteraction, dispatch
+from tests.discord_fakes import FakeInteraction, dispatch, offline
 
 HIVE = ("Honey bees live in hives of about fifty thousand workers. The queen lays up to two thousand eggs a day.\n\n"
         "Beekeepers say **@everyone** should wear a veil near the hive. Smoke calms the bees before the hive is opened.\n")
@@ -22,16 +20,8 @@ async def bot(tmp_path):
     settings = make_settings(tmp_path, feedback_db=tmp_path / "feedback.sqlite", discord_cooldown_rate=3,
                              discord_owner_ids=[7])
     build_index(settings)
-    client = VerbatimBot(settings, Answerer(settings))
-    await client._async_setup_hook()  # what login() does first: binds the client to this loop
+    client = await offline(VerbatimBot(settings, Answerer(settings)))
     client.add_view(AnswerView(client))
-    # dpytest fakes a logged-in user, a guild and a channel offline; it keeps its fake
-    # members in the member cache, which needs the members intent (test-only).
-    client._connection._intents.members = True
-    client._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(client._connection._intents)
-    dpytest.configure(client)
-    client.allowed_mentions = discord.AllowedMentions.none()  # dpytest's state starts without ours
-    client._connection.loop = asyncio.get_running_loop()  # for typing(), which dpytest's state lacks
     yield client
     await dpytest.empty_queue()
     client.feedback.close()
