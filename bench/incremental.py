@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, RESULTS, machine
+from common import RESULTS, machine
 from corpus1000 import write_1000
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))

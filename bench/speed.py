@@ -5,10 +5,8 @@ Writes bench/results/speed.md.  Usage: make bench-speed
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile

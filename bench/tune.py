@@ -3,9 +3,8 @@
 Not part of the product: a lab bench for choosing the defaults in index/search.py
 and config/defaults.toml. Usage: python bench/tune.py
 """
-import json, sys, time
+import json, sys
 from pathlib import Path
-import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.answer import Answerer
 from bot.evaluation import load_eval_set, _write_corpus

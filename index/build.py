@@ -184,9 +184,9 @@ def _engine_changed(settings: Settings, manifest: store.Manifest) -> bool:
     return manifest.engine != wanted and not unexportable
 
 
-def _write_generation(settings: Settings, documents: list[Document], progress: Progress, use_cache: bool) -> tuple[Path, int]:
-    import faiss
-
+def _write_generation(
+    settings: Settings, documents: list[Document], progress: Progress, use_cache: bool
+) -> tuple[Path, int]:
     from index.cache import EmbeddingCache
     from index.engine import build_engine, engine_key
 
