@@ -13,7 +13,7 @@ from bot.types import Answer, Quote
 from config import Settings, load_settings
 from index import store
 from index.engine import query_engine
-from index.errors import BadQuestion
+from index.errors import BadQuestion, IndexMismatch
 from index.lexical import tokenize
 from index.search import Hit, Searcher, Weights
 
@@ -32,7 +32,7 @@ class Answerer:
         self._lock = threading.Lock()
         # Open the index first: a missing index should fail before any model load.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
-        self.engine = query_engine(self.settings, self._searcher.generation, self._searcher.manifest.engine)
+        self.engine = _checked_engine(self.settings, self._searcher)
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(self, question: str, top: int | None = None) -> Answer:
@@ -68,10 +68,20 @@ class Answerer:
             with self._lock:
                 if mtime != self._pointer_mtime:
                     searcher = Searcher(self.settings, self._embed_query, self._weights)
-                    self.engine = query_engine(self.settings, searcher.generation, searcher.manifest.engine)
+                    self.engine = _checked_engine(self.settings, searcher)
                     self._searcher = searcher
                     self._pointer_mtime = mtime
         return self._searcher
+
+
+def _checked_engine(settings: Settings, searcher: Searcher):
+    engine = query_engine(settings, searcher.generation, searcher.manifest.engine)
+    if engine.embedder.dimension != searcher.manifest.dimension:
+        raise IndexMismatch(
+            f"the index holds {searcher.manifest.dimension}-dimension vectors but the model makes "
+            f"{engine.embedder.dimension}; run `verbatim index build --full`"
+        )
+    return engine
 
 
 def check_question(question: str, max_chars: int) -> None:

@@ -41,7 +41,7 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
     root = corpus_dir.resolve()
     found: list[CorpusFile] = []
     skipped: list[Skipped] = []
-    for path in sorted(_walk(root)):
+    for path in sorted(_walk(root, skipped)):
         source = path.relative_to(root).as_posix()
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             continue
@@ -145,14 +145,16 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
     # Never follows directory symlinks, so loops cannot trap it.
     stack = [root]
     while stack:
         directory = stack.pop()
         try:
             entries = list(directory.iterdir())
-        except OSError:
+        except OSError as error:
+            name = directory.relative_to(root).as_posix() + "/"
+            skipped.append(Skipped(name, f"directory cannot be listed ({error.strerror or error})"))
             continue
         for entry in entries:
             if entry.name.startswith("."):

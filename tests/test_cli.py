@@ -76,3 +76,12 @@ def test_discord_without_a_token_is_one_clear_line(capsys, monkeypatch):
     monkeypatch.delenv("VERBATIM_DISCORD_TOKEN", raising=False)
     assert main(["discord"]) == EXIT_ERROR
     assert "VERBATIM_DISCORD_TOKEN" in capsys.readouterr().err
+
+
+def test_chat_answers_each_line_until_an_empty_one(seed_index, capsys, monkeypatch):
+    main(["index", "build", *seed_index])
+    capsys.readouterr()
+    lines = iter(["How many troops would Pakistan send to Gaza?", "", "never asked"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat", *seed_index]) == EXIT_OK
+    assert "3,500 troops" in capsys.readouterr().out
