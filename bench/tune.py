@@ -12,10 +12,11 @@ from config import load_settings
 from index.build import build_index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-work = Path("var/tune")
 squad = load_eval_set(DATA / "squad2-dev-a.json")
 distractors = load_eval_set(DATA / "squad2-distractors.json")
-held_out = {list(squad.articles)[-1]}
+import os
+held_out = {os.environ.get("HOLDOUT") or list(squad.articles)[-1]}
+work = Path(os.environ.get("TUNE_DIR", "var/tune"))
 corpus = work / "corpus"
 if not corpus.exists():
     _write_corpus(corpus, squad, [distractors], held_out)

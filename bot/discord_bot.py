@@ -159,7 +159,7 @@ class VerbatimBot(discord.Client):
 
     async def answer_to_embed(self, question: str) -> tuple[discord.Embed, object]:
         answer = await asyncio.to_thread(self.answerer.answer, question)
-        return answer_embed(answer, self.settings.min_score), answer
+        return answer_embed(answer, self.settings.min_confidence), answer
 
     def _add_commands(self) -> None:
         bot = self

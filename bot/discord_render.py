@@ -23,6 +23,9 @@ MESSAGE_MAX = 2000
 CONFIDENT = discord.Colour.green()
 TENTATIVE = discord.Colour.gold()
 REFUSED = discord.Colour.light_grey()
+SCORE_BAR_LOW = 0.8
+# Answers this far above the refusal threshold are shown in green, nearer ones in gold.
+CONFIDENT_MARGIN = 0.3
 
 
 def safe(text: str) -> str:
@@ -35,13 +38,13 @@ def block_quote(text: str) -> str:
     return "\n".join("> " + line if line.strip() else ">" for line in safe(text).split("\n"))
 
 
-def score_bar(score: float, min_score: float) -> str:
-    """Five blocks: one at the refusal threshold, five a full point above it."""
-    filled = max(1, min(5, 1 + round((score - min_score) * 4)))
+def score_bar(score: float) -> str:
+    """Five blocks: one for a quote scoring 0.8 or less (weak), five from 1.8 (strong)."""
+    filled = max(1, min(5, 1 + round((score - SCORE_BAR_LOW) * 4)))
     return "▰" * filled + "▱" * (5 - filled)
 
 
-def answer_embed(answer: Answer, min_score: float) -> discord.Embed:
+def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
     """The embed for an answer or a refusal."""
     title = _clip(answer.question, TITLE_MAX)
     footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
@@ -49,14 +52,14 @@ def answer_embed(answer: Answer, min_score: float) -> discord.Embed:
         embed = discord.Embed(title=title, description=REFUSAL, colour=REFUSED)
         embed.set_footer(text=footer)
         return embed
-    best = answer.quotes[0].score
-    embed = discord.Embed(title=title, colour=CONFIDENT if best >= min_score + 0.25 else TENTATIVE)
+    sure = answer.confidence >= min_confidence + CONFIDENT_MARGIN
+    embed = discord.Embed(title=title, colour=CONFIDENT if sure else TENTATIVE)
     embed.set_footer(text=footer)
     for quote in answer.quotes:
         if len(embed.fields) == FIELDS_MAX:
             break
         name = _clip(quote.citation(), FIELD_NAME_MAX)
-        value = f"{block_quote(quote.text)}\n{score_bar(quote.score, min_score)}"
+        value = f"{block_quote(quote.text)}\n{score_bar(quote.score)}"
         if len(value) > FIELD_VALUE_MAX or len(embed) + len(name) + len(value) > EMBED_TOTAL_MAX:
             continue  # never cut a quote: show fewer
         embed.add_field(name=name, value=value, inline=False)

@@ -33,6 +33,8 @@ class Answer:
     answered: bool
     quotes: tuple[Quote, ...]
     took_ms: float
+    # How sure retrieval is that the documents answer (compared with min_confidence); not in the JSON.
+    confidence: float = 0.0
 
     def to_json(self) -> dict:
         """The stable JSON contract read by other tools."""

@@ -20,21 +20,21 @@ def test_block_quote_prefixes_every_line():
 def test_quotes_are_never_cut_fewer_are_shown_instead():
     long = "word " * 300  # escaped and quoted, over a field's 1,024 characters
     answer = Answer("q", True, (quote("A short answer."), quote(long), quote("Another short one.")), 5.0)
-    embed = answer_embed(answer, 0.76)
+    embed = answer_embed(answer, 1.52)
     assert [field.value.split("\n")[0] for field in embed.fields] == ["> A short answer.", "> Another short one."]
     assert all(len(field.value) <= FIELD_VALUE_MAX for field in embed.fields) and len(embed) <= EMBED_TOTAL_MAX
 
 
 def test_a_best_quote_too_long_for_a_field_goes_in_the_description_whole():
     text = "A sentence of moderate length. " * 40
-    embed = answer_embed(Answer("q", True, (quote(text),), 5.0), 0.76)
+    embed = answer_embed(Answer("q", True, (quote(text),), 5.0), 1.52)
     assert not embed.fields and safe(text.strip()) in embed.description.replace("> ", "")
 
 
 def test_refusal_embed_and_score_bar():
-    embed = answer_embed(Answer("Where is it?", False, (), 3.0), 0.76)
+    embed = answer_embed(Answer("Where is it?", False, (), 3.0), 1.52)
     assert "don't answer" in embed.description
-    assert score_bar(0.76, 0.76) == "▰▱▱▱▱" and score_bar(9.0, 0.76) == "▰▰▰▰▰"
+    assert score_bar(0.5) == "▰▱▱▱▱" and score_bar(9.0) == "▰▰▰▰▰"
 
 
 def test_context_fits_a_message_and_keeps_the_quote_whole():
