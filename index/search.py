@@ -212,6 +212,7 @@ class Searcher:
         sentence_terms = [set(tokenize(text)) for text in texts]
         for row, terms in zip(rows, sentence_terms):
             passage_terms.setdefault(row[1], set()).update(terms)
+        coverage = {passage_id: query.overlap(terms) for passage_id, terms in passage_terms.items()}
         w = self.weights
         hits = []
         for (sentence_id, passage_id, document_id, source, start, end, line), text, terms, cosine in zip(
@@ -225,7 +226,7 @@ class Searcher:
             score = w.sentence_dense * cosine + w.sentence_lexical * lexical + w.sentence_passage * passage.combined + typed
             hits.append(Hit(
                 source, start, end, line, text, score, passage_id, sentence_id, document_id,
-                cosine, lexical, passage.combined, query.overlap(passage_terms[passage_id]),
+                cosine, lexical, passage.combined, coverage[passage_id],
                 passage.dense, passage.lexical,
             ))
         hits.sort(key=lambda hit: -hit.score)
