@@ -10,13 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, machine, percentile
+from common import CACHE, DATA, RESULTS, machine, percentile
 from corpus1000 import write_1000
 
 from bot.answer import Answerer
 from bot.discord_bot import VerbatimBot
 from bot.evaluation import load_eval_set
-from common import DATA
 from config import load_settings
 from index.build import build_index
 from tests.discord_fakes import FakeInteraction, dispatch, offline
@@ -60,7 +59,7 @@ def main() -> None:
         scratch = Path(scratch)
         write_1000(scratch / "corpus")
         settings = load_settings(corpus_dir=scratch / "corpus", index_dir=scratch / "index",
-                                 cache_dir=Path(__file__).resolve().parents[1] / "var" / "index" / "cache",
+                                 cache_dir=CACHE,
                                  feedback_db=scratch / "feedback.sqlite")
         build_index(settings)
         result = asyncio.run(run(settings))

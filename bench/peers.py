@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, Stopwatch, machine, percentile, require_data
+from common import CACHE, RESULTS, Stopwatch, machine, percentile, require_data
 
 from bot.answer import Answerer
 from bot.evaluation import _write_corpus, load_eval_set
@@ -60,7 +60,7 @@ def verbatim_build(scratch: Path):
     def build():
         corpus = scratch / "corpus"
         _write_corpus(corpus, squad, [distractors], set())
-        settings = load_settings(corpus_dir=corpus, index_dir=scratch / "index", cache_dir=Path("var/index/cache"))
+        settings = load_settings(corpus_dir=corpus, index_dir=scratch / "index", cache_dir=CACHE)
         build_index(settings, force=True)
         return Answerer(settings)
     return build

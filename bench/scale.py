@@ -32,7 +32,7 @@ def from_real_embeddings(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     """Vectors mixed from real MiniLM passage and sentence embeddings (their geometry, not noise's),
     and real SQuAD questions as queries."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from common import require_data
+    from common import CACHE, require_data
     from bot.evaluation import _write_corpus, load_eval_set
     from config import load_settings
     from index import store
@@ -43,7 +43,7 @@ def from_real_embeddings(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     squad, distractors = load_eval_set(qa_path), load_eval_set(distractor_path)
     work = Path(tempfile.mkdtemp())
     _write_corpus(work / "corpus", squad, [distractors], set())
-    settings = load_settings(corpus_dir=work / "corpus", index_dir=work / "index", cache_dir=Path("../var/index/cache"))
+    settings = load_settings(corpus_dir=work / "corpus", index_dir=work / "index", cache_dir=CACHE)
     build_index(settings)
     generation = store.current_generation(settings.index_dir)
     anchors = np.concatenate([np.load(generation / store.PASSAGE_VECTORS_NPY), np.load(generation / store.SENTENCE_VECTORS)]).astype(np.float32)

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, RESULTS, Stopwatch, machine, median, percentile, require_data
+from common import CACHE, ROOT, RESULTS, Stopwatch, machine, median, percentile, require_data
 
 from bot.answer import Answerer
 from bot.evaluation import _write_corpus, load_eval_set
@@ -57,7 +57,7 @@ def main() -> None:
     lines = [f"Measured by `make bench-speed` on {machine()}, {time.strftime('%Y-%m-%d')}.", ""]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        cache = ROOT / "var" / "index" / "cache"
+        cache = CACHE
         # 1. Cold `verbatim ask` on an index of the seed article, each engine.
         rows = []
         for engine, int8 in (("auto", True), ("auto", False), ("sentence-transformers", False)):
