@@ -153,9 +153,7 @@ def _previous(settings: Settings) -> _Previous:
     try:
         generation = store.current_generation(settings.index_dir)
         manifest = store.Manifest.read(generation)
-        with store.open_metadata(generation) as connection:
-            documents = {source: (sha, doc_id) for doc_id, source, sha in connection.execute(
-                "SELECT id, source, sha256 FROM documents")}
+        documents = store.indexed_documents(generation)
     except (IndexMissing, IndexCorrupt, OSError, ValueError, sqlite3.Error):
         return _Previous()  # nothing usable to build on: a full build follows
     return _Previous(generation, manifest, documents)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 from config import Settings
 from index import store
 from index.build import load_corpus, settings_changed
@@ -12,12 +14,13 @@ def index_status(settings: Settings) -> dict:
     """Generation, manifest figures, and whether the corpus has changed since the build."""
     generation = store.current_generation(settings.index_dir)
     manifest = store.Manifest.read(generation)
-    with store.open_metadata(generation) as connection:
-        indexed = dict(connection.execute("SELECT source, sha256 FROM documents"))
+    indexed = store.indexed_documents(generation)
     try:
-        documents, skipped = load_corpus(settings)
+        # Unchanged files take their text from the index, as in a build: no re-extraction.
+        documents, _ = load_corpus(settings, indexed, generation)
         current = {document.source: document.sha256 for document in documents}
-        fresh = "up to date" if current == indexed and not settings_changed(settings, manifest) else "stale"
+        unchanged = current == {source: sha for source, (sha, _) in indexed.items()}
+        fresh = "up to date" if unchanged and not settings_changed(settings, manifest) else "stale"
     except VerbatimError as error:  # the corpus may be gone while the index still serves
         fresh = f"unknown ({error})"
     return {
@@ -37,7 +40,7 @@ def index_status(settings: Settings) -> dict:
 def show_document(settings: Settings, source: str) -> dict:
     """The stored record of one indexed document."""
     generation = store.current_generation(settings.index_dir)
-    with store.open_metadata(generation) as connection:
+    with closing(store.open_metadata(generation)) as connection:
         row = connection.execute(
             "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text FROM documents WHERE source = ?",
             (source,),

@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,13 @@ def open_metadata(generation: Path) -> sqlite3.Connection:
     """A read-only connection to a generation's metadata, usable from any thread."""
     uri = f"file:{(generation / METADATA).as_posix()}?mode=ro&immutable=1"
     return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def indexed_documents(generation: Path) -> dict[str, tuple[str, int]]:
+    """source -> (sha256, document id) of every document in a generation."""
+    with closing(open_metadata(generation)) as connection:  # sqlite3's own `with` only commits
+        rows = connection.execute("SELECT id, source, sha256 FROM documents").fetchall()
+    return {source: (sha, document_id) for document_id, source, sha in rows}
 
 
 def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path:
