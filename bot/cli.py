@@ -133,18 +133,7 @@ def _print_build(summary, as_json: bool) -> None:
     if as_json:
         print(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}), flush=True)
         return
-    changes = (f"{summary.added} added, {summary.changed} changed, {summary.removed} removed, "
-               f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped")
-    if summary.up_to_date:
-        print(f"index is up to date ({changes}); nothing to do", flush=True)
-        return
-    if summary.full_reason:
-        print(f"full rebuild: {summary.full_reason}")
-    print(
-        f"indexed {summary.documents} documents ({changes}): {summary.passages} passages, "
-        f"{summary.sentences} sentences, {summary.embedded} texts embedded, in {summary.seconds:.1f} s",
-        flush=True,
-    )
+    print(summary.describe(), flush=True)
 
 
 def _index_show(settings: Settings, arguments: argparse.Namespace) -> int:

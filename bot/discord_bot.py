@@ -233,11 +233,7 @@ class VerbatimBot(discord.Client):
             await interaction.edit_original_response(content="Another build is running (CLI or watch); try again soon.")
             return
         await asyncio.to_thread(self.answerer.refresh)
-        if summary.up_to_date:
-            text = f"The index is already up to date ({summary.unchanged} documents)."
-        else:
-            text = (f"Reindexed {summary.documents} documents in {summary.seconds:.1f} s: {summary.added} added, "
-                    f"{summary.changed} changed, {summary.removed} removed, {summary.embedded} texts embedded.")
+        text = summary.describe().capitalize() + "."
         if summary.skipped:
             text += f" Skipped {len(summary.skipped)}: " + ", ".join(f"`{safe(s.source)}` ({s.reason})" for s in summary.skipped[:10])
         await interaction.edit_original_response(content=text[:2000])

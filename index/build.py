@@ -63,6 +63,16 @@ class BuildSummary:
     embedded: int = 0
     full_reason: str = ""
 
+    def describe(self) -> str:
+        """One line for people: what changed and what the build did (skipped files are listed apart)."""
+        changes = (f"{self.added} added, {self.changed} changed, {self.removed} removed, "
+                   f"{self.unchanged} unchanged, {len(self.skipped)} skipped")
+        if self.up_to_date:
+            return f"index is already up to date ({changes}); nothing to do"
+        line = (f"indexed {self.documents} documents ({changes}): {self.passages} passages, "
+                f"{self.sentences} sentences, {self.embedded} texts embedded, in {self.seconds:.1f} s")
+        return f"full rebuild ({self.full_reason}); {line}" if self.full_reason else line
+
 
 @dataclass
 class _Previous:
