@@ -105,6 +105,7 @@ class Searcher:
             self._passage_vectors = np.load(self.generation / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
             self._sentence_vectors = np.load(self.generation / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
             self._lexical = LexicalIndex.load(self.generation)
+            self._rarest_idf = float(self._lexical.idf.max()) if self._lexical.idf.size else 1.0
         except (OSError, RuntimeError, ValueError) as error:
             raise IndexCorrupt(f"cannot read index {self.generation}: {error}; run `verbatim index build --full`") from error
         self._metadata = store.open_metadata(self.generation)
@@ -169,8 +170,7 @@ class Searcher:
         terms = set(tokenize(question))
         # A term the corpus never uses is the strongest sign it can't answer:
         # weigh it like the rarest term, so coverage drops when it is missing.
-        rarest = float(self._lexical.idf.max()) if self._lexical.idf.size else 1.0
-        term_weights = {term: self._lexical.term_idf(term) or rarest for term in terms}
+        term_weights = {term: self._lexical.term_idf(term) or self._rarest_idf for term in terms}
         total = sum(term_weights.values()) or 1.0
         how_many = _HOW_MANY.search(question)
         counted = frozenset(tokenize(how_many.group(1))) if how_many else frozenset()
