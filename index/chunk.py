@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
 
 from index.sentences import paragraphs, sentences
 from index.types import Document, Passage, Span
@@ -59,23 +60,20 @@ def _paragraph_groups(text: str, min_chars: int) -> list[list[Span]]:
 def _unrepeated_paragraphs(text: str) -> list[Span]:
     """Paragraphs less repeats: a second copy, or a pull quote that also stands inside a longer paragraph."""
     flat = _WHITESPACE.sub(" ", text)
+    spans = paragraphs(text)
+    keys = [_WHITESPACE.sub(" ", text[span.start : span.end]) for span in spans]
+    whole_copies = Counter(keys)
     seen: set[str] = set()
     kept = []
-    for paragraph in paragraphs(text):
-        key = _WHITESPACE.sub(" ", text[paragraph.start : paragraph.end])
+    for span, key in zip(spans, keys):
         if key in seen:
             continue
         seen.add(key)
-        if PULL_QUOTE_CHARS[0] <= len(key) <= PULL_QUOTE_CHARS[1] and flat.count(key) > 1 and not _repeats_whole(key, text):
+        # More copies in the text than whole paragraphs: one stands inside a longer paragraph.
+        if PULL_QUOTE_CHARS[0] <= len(key) <= PULL_QUOTE_CHARS[1] and flat.count(key) > whole_copies[key]:
             continue
-        kept.append(paragraph)
+        kept.append(span)
     return kept
-
-
-def _repeats_whole(key: str, text: str) -> bool:
-    # True when the other copies are whole paragraphs (kept once above), not part of a longer one.
-    others = [_WHITESPACE.sub(" ", text[p.start : p.end]) for p in paragraphs(text)]
-    return sum(other == key for other in others) == _WHITESPACE.sub(" ", text).count(key)
 
 
 def _windows(spans: list[Span], max_chars: int) -> list[list[Span]]:
