@@ -24,7 +24,7 @@ from index import store
 from index.chunk import LineIndex, chunk
 from index.errors import BuildLocked, IndexCorrupt, IndexMissing
 from index.lexical import build_lexical
-from index.load import Unreadable, discover, file_digest, read_document
+from index.load import Unreadable, discover, read_document
 from index.types import Document, Passage, Skipped
 
 
@@ -146,7 +146,7 @@ def _reuse(stored, source: str, reusable: dict[str, tuple[str, int]], file) -> D
         return None
     sha, document_id = reusable[source]
     try:
-        if file_digest(file.path) != sha:
+        if store.file_sha256(file.path) != sha:
             return None
     except OSError:
         return None  # read_document will name the problem

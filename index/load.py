@@ -52,12 +52,6 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
     return found, skipped
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
 def read_document(file: CorpusFile, max_bytes: int) -> Document:
     """Read and extract one file; raise `Unreadable` with the reason if it can't be used."""
     try:
