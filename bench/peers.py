@@ -16,7 +16,7 @@ import numpy as np
 from common import CACHE, RESULTS, Stopwatch, machine, percentile, require_data
 
 from bot.answer import Answerer
-from bot.evaluation import _write_corpus, load_eval_set
+from bot.evaluation import write_eval_corpus, load_eval_set
 from config import load_settings
 from index.build import build_index
 from index.embed import load_embedder
@@ -59,7 +59,7 @@ def evaluate(name: str, build, ask) -> dict:
 def verbatim_build(scratch: Path):
     def build():
         corpus = scratch / "corpus"
-        _write_corpus(corpus, squad, [distractors], set())
+        write_eval_corpus(corpus, squad, [distractors], set())
         settings = load_settings(corpus_dir=corpus, index_dir=scratch / "index", cache_dir=CACHE)
         build_index(settings, force=True)
         return Answerer(settings)

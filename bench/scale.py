@@ -33,7 +33,7 @@ def from_real_embeddings(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     and real SQuAD questions as queries."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from common import CACHE, require_data
-    from bot.evaluation import _write_corpus, load_eval_set
+    from bot.evaluation import write_eval_corpus, load_eval_set
     from config import load_settings
     from index import store
     from index.build import build_index
@@ -42,7 +42,7 @@ def from_real_embeddings(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     qa_path, distractor_path = require_data("squad2-dev-a.json", "squad2-distractors.json")
     squad, distractors = load_eval_set(qa_path), load_eval_set(distractor_path)
     work = Path(tempfile.mkdtemp())
-    _write_corpus(work / "corpus", squad, [distractors], set())
+    write_eval_corpus(work / "corpus", squad, [distractors], set())
     settings = load_settings(corpus_dir=work / "corpus", index_dir=work / "index", cache_dir=CACHE)
     build_index(settings)
     generation = store.current_generation(settings.index_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 from common import CACHE, ROOT, RESULTS, Stopwatch, machine, median, percentile, require_data
 
 from bot.answer import Answerer
-from bot.evaluation import _write_corpus, load_eval_set
+from bot.evaluation import write_eval_corpus, load_eval_set
 from config import load_settings
 from index.build import build_index
 from index.embed import OnnxEmbedder, load_embedder
@@ -77,7 +77,7 @@ def main() -> None:
 
         # 2. In-process query latency on squad2-dev-a + distractors, each engine.
         corpus = scratch / "squad"
-        _write_corpus(corpus, squad, [distractors], set())
+        write_eval_corpus(corpus, squad, [distractors], set())
         questions = [q.question for q in squad.questions][:1000]
         lines += ["", f"In-process `answer()` latency after warm-up, {len(questions)} SQuAD questions, "
                   "squad2-dev-a + distractors (28 documents):", "",

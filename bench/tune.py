@@ -7,7 +7,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.answer import Answerer
-from bot.evaluation import load_eval_set, _write_corpus
+from bot.evaluation import load_eval_set, write_eval_corpus
 from config import load_settings
 from index.build import build_index
 
@@ -19,7 +19,7 @@ held_out = {os.environ.get("HOLDOUT") or list(squad.articles)[-1]}
 work = Path(os.environ.get("TUNE_DIR", "var/tune"))
 corpus = work / "corpus"
 if not corpus.exists():
-    _write_corpus(corpus, squad, [distractors], held_out)
+    write_eval_corpus(corpus, squad, [distractors], held_out)
 settings = load_settings(corpus_dir=corpus, index_dir=work / "index", candidate_passages=int(sys.argv[1]) if len(sys.argv) > 1 else 20)
 print(build_index(settings, force=True))
 answerer = Answerer(settings)

@@ -98,7 +98,7 @@ def evaluate(
         settings = settings.model_copy(update={"index_dir": Path(scratch) / "index", "cache_dir": settings.cache_path})
         if eval_set.articles:
             corpus = Path(scratch) / "corpus"
-            _write_corpus(corpus, eval_set, distractors, held_out)
+            write_eval_corpus(corpus, eval_set, distractors, held_out)
             settings = settings.model_copy(update={"corpus_dir": corpus})
         build = build_index(settings, progress, force=True)
         answerer = Answerer(settings)
@@ -167,7 +167,8 @@ def _jsonl_questions(raw: str, path: Path) -> Iterable[EvalQuestion]:
             raise EvalDataError(f"{path}:{number}: expected {{\"question\": ..., \"answers\": [...]}}") from error
 
 
-def _write_corpus(corpus: Path, eval_set: EvalSet, distractors: Iterable[EvalSet], held_out: set[str]) -> None:
+def write_eval_corpus(corpus: Path, eval_set: EvalSet, distractors: Iterable[EvalSet], held_out: set[str]) -> None:
+    """One .txt per article (less `held_out`) and per distractor article, in a new directory."""
     corpus.mkdir(parents=True)
     for title, text in eval_set.articles.items():
         if title not in held_out:
