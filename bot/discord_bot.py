@@ -153,9 +153,11 @@ class VerbatimBot(discord.Client):
         texts = []
         for quote in quotes:
             info = searcher.document_info(quote.source)
-            if info is not None:
-                texts.append(context_text(quote, searcher.document_text(info["id"])))
-        return texts or ["Those documents are no longer in the index."]
+            text = searcher.document_text(info["id"]) if info is not None else ""
+            # After an edit the old offsets point elsewhere: show context only where they still hold the quote.
+            if text[quote.start : quote.end] == quote.text:
+                texts.append(context_text(quote, text))
+        return texts or ["Those documents have changed since this answer; ask again for current quotes."]
 
     async def answer_to_embed(self, question: str) -> tuple[discord.Embed, object]:
         answer = await asyncio.to_thread(self.answerer.answer, question)

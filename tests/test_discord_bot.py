@@ -116,6 +116,9 @@ async def test_buttons_show_context_and_record_feedback(bot):
     press.message = type("Message", (), {"id": reply.id})()
     await view.show_context.callback(press)
     assert "two thousand eggs" in press.response.sent[0].content and press.response.sent[0].ephemeral
+    stale = bot.feedback.quotes(reply.id)[0]
+    moved = type(stale)(stale.text, stale.source, stale.start + 1, stale.end + 1, stale.line, stale.score)
+    assert "changed since" in bot.contexts([moved])[0]
     vote = FakeInteraction(bot, "ask", {"question": "x"}, user_id=77)
     vote.message = press.message
     await view.thumbs_up.callback(vote)
