@@ -35,6 +35,8 @@ class Answer:
     took_ms: float
     # How sure retrieval is that the documents answer (compared with min_confidence); not in the JSON.
     confidence: float = 0.0
+    # On a refusal, where the nearest text is, so the user can check; never shown as an answer.
+    closest: Quote | None = None
 
     def to_json(self) -> dict:
         """The stable JSON contract read by other tools."""
@@ -43,6 +45,7 @@ class Answer:
             "answered": self.answered,
             "quotes": [_quote_json(quote) for quote in self.quotes],
             "took_ms": round(self.took_ms, 3),
+            **({"closest": _quote_json(self.closest)} if self.closest is not None and not self.answered else {}),
         }
 
 
