@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord discord eval clean
+.PHONY: train-selector calibrate-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -47,8 +47,16 @@ bench-peers: $(BENCH_STAMP)
 bench-speed: $(BENCH_STAMP)
 	cd bench && ../$(PY) speed.py
 
+# Answer quality on real questions (TyDi QA's held-out test slice, 80 articles out of the
+# index) and on SQuAD 2.0 dev; each report is written to bench/results/.
 eval: $(STAMP)
-	$(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1
+	@mkdir -p bench/results
+	@if [ -f ../shared/data/tydiqa-en-train.json ]; then \
+	  $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi.json.tmp \
+	  && mv bench/results/eval-tydi.json.tmp bench/results/eval-tydi.json && cat bench/results/eval-tydi.json; \
+	  $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad.json.tmp \
+	  && mv bench/results/eval-squad.json.tmp bench/results/eval-squad.json && cat bench/results/eval-squad.json; \
+	else echo "skipped: ../shared/data not found"; fi
 
 bench-incremental: $(BENCH_STAMP)
 	cd bench && ../$(PY) incremental.py
@@ -65,3 +73,10 @@ bench-discord: $(BENCH_STAMP)
 discord: $(STAMP)
 	@$(VENV)/bin/verbatim index build
 	$(VENV)/bin/verbatim discord
+
+# The answer selector (bot/selector/): reproducible from the shared data with a fixed seed.
+train-selector: $(STAMP)
+	$(PY) bench/train_selector.py
+
+calibrate-selector: $(STAMP)
+	$(PY) bench/calibrate_selector.py

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from bot.selector import Selector, pair_text
 from bot.types import Answer, Quote
 from config import Settings, load_settings
 from index import store
@@ -18,13 +21,18 @@ from index.lexical import tokenize
 from index.search import Hit, Searcher, Weights
 
 _WORD = re.compile(r"\w")
+_ABOUT_THE_DOCUMENT = re.compile(
+    r"\b(who (wrote|writes|is the author|authored|penned)|author|written by|byline|"
+    r"(title|headline) of (this|the)|what is (this|the) (article|document|piece|text) (called|titled))\b",
+    re.I,
+)
 _BLANK_LINE = re.compile(r"\n\s*\n")
 # Quotes sharing this much of their vocabulary count as the same quote.
 NEAR_DUPLICATE = 0.8
 
 
 class Answerer:
-    """Holds the model and an open index; reopens the index when a rebuild replaces it."""
+    """Holds the models and an open index; reopens the index when a rebuild replaces it."""
 
     def __init__(self, settings: Settings | None = None, weights: Weights | None = None) -> None:
         self.settings = settings or load_settings()
@@ -33,21 +41,24 @@ class Answerer:
         # Open the index first: a missing index should fail before any model load.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
         self.engine = _checked_engine(self.settings, self._searcher)
+        self.selector = load_selector(self.settings)
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(self, question: str, top: int | None = None) -> Answer:
-        """Quotes from the documents that answer `question`, or a refusal."""
+        """Quotes from the documents that answer `question`, or a refusal naming the closest passage."""
         started = time.perf_counter()
         question = question.strip()
         check_question(question, self.settings.max_question_chars)
         searcher = self._current_searcher()
         hits = searcher.search(question)
-        sureness = confidence(hits)
-        quotes = []
-        if sureness >= self.settings.min_confidence:
-            quotes = select_quotes(hits, top or self.settings.top_quotes, self.settings.quote_max_chars, searcher.document)
+        ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges)
+        sureness = confidence(ranked, self.selector)
+        top = top or self.settings.top_quotes
+        quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document)
         took_ms = (time.perf_counter() - started) * 1000
-        return Answer(question, bool(quotes), tuple(quotes), took_ms, round(sureness, 4))
+        if sureness >= self.settings.min_confidence:
+            return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness)
+        return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None)
 
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
@@ -74,6 +85,41 @@ class Answerer:
         return self._searcher
 
 
+def load_selector(settings: Settings) -> Selector | None:
+    """The trained answer selector (loaded once per process), unless settings turn it off."""
+    return _shared_selector() if settings.selector else None
+
+
+@functools.cache
+def _shared_selector() -> Selector:
+    return Selector()
+
+
+def rank(
+    question: str,
+    hits: list[Hit],
+    selector: Selector | None,
+    title: Callable[[int], str],
+    settings: Settings,
+    edges_of: Callable[[int], list[Hit]] = lambda document_id: [],
+) -> list[Hit]:
+    """The best retrieval candidates re-scored by the selector (its logit plus a share of the
+    retrieval score), best first; retrieval's own order without a selector."""
+    if selector is None or not hits:
+        return hits
+    candidates = hits[: settings.selector_candidates]
+    if _ABOUT_THE_DOCUMENT.search(question):
+        # Who wrote it, what it is called: answered by the title and byline at a document's
+        # edges, which the question's words rarely retrieve.
+        seen = {hit.sentence_id for hit in candidates}
+        edges = [edge for edge in edges_of(candidates[0].document_id) if edge.sentence_id not in seen]
+        candidates = candidates + edges
+    logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])
+    weight = selector.calibration.retrieval_weight
+    rescored = [replace(hit, selected=float(logit), score=float(logit) + weight * hit.score) for hit, logit in zip(candidates, logits)]
+    return sorted(rescored, key=lambda hit: -hit.score)
+
+
 def _checked_engine(settings: Settings, searcher: Searcher):
     engine = query_engine(settings, searcher.generation, searcher.manifest.engine)
     if engine.embedder.dimension != searcher.manifest.dimension:
@@ -94,28 +140,28 @@ def check_question(question: str, max_chars: int) -> None:
         raise BadQuestion("the question has no words to search for")
 
 
-def confidence(hits: list[Hit]) -> float:
-    """How sure retrieval is that the documents answer: the best hit's score, half of its
-    passage's idf-weighted coverage of the question, and the best sentence cosine.
-
-    Chosen with bench/tune.py on one held-out article and checked on another: it
-    refused more out-of-corpus questions than the score alone on both (README).
-    """
-    if not hits:
+def confidence(ranked: list[Hit], selector: Selector | None) -> float:
+    """How sure Verbatim is that the best quote answers: with the selector, its best logit
+    plus a share of retrieval's evidence, as a probability (calibrated, bench/calibrate_selector.py);
+    without it, the retrieval confidence of earlier versions (score + half coverage + best cosine)."""
+    if not ranked:
         return 0.0
-    return hits[0].score + 0.5 * hits[0].coverage + max(hit.dense for hit in hits)
+    best = ranked[0]
+    if selector is None:
+        return best.score + 0.5 * best.coverage + max(hit.dense for hit in ranked)
+    return selector.calibration.probability(best.score, best.coverage)
 
 
 def select_quotes(
-    hits: list[Hit], top: int, max_chars: int, document: Callable[[int], tuple[str, tuple[int, ...]]]
+    ranked: list[Hit], hits: list[Hit], top: int, max_chars: int, document: Callable[[int], tuple[str, tuple[int, ...]]]
 ) -> list[Quote]:
-    """The best hits as quotes: no repeats or near-duplicates, each widened to its best
-    neighbouring sentences while it stays within `max_chars`."""
-    by_sentence = {hit.sentence_id: hit for hit in hits}
+    """The best ranked hits as quotes: no repeats or near-duplicates, each widened to its best
+    neighbouring sentences (any of `hits`) while it stays within `max_chars`."""
+    by_sentence = {hit.sentence_id: hit for hit in hits} | {hit.sentence_id: hit for hit in ranked}
     used: set[int] = set()
     quotes: list[Quote] = []
     chosen_terms: list[set[str]] = []
-    for hit in hits:
+    for hit in ranked:
         if len(quotes) == top:
             break
         terms = set(tokenize(hit.text)) or {hit.text}

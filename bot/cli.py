@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--holdout-articles", type=int, default=0, metavar="K",
                           help="leave the last K articles out and count their questions as out-of-corpus")
     evaluate.add_argument("--limit", type=int, metavar="N", help="ask only the first N questions")
+    evaluate.add_argument("--slice", choices=("train", "calib", "test"),
+                          help="only one fixed slice of the articles (by title hash: train 70%%, calib 10%%, test 20%%)")
     evaluate.add_argument("--json", action="store_true", help="print the report as one JSON object")
     evaluate.set_defaults(handler=_eval)
 
@@ -216,9 +218,11 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
 def _eval(settings: Settings, arguments: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from bot.evaluation import evaluate, load_eval_set, report_lines
+    from bot.evaluation import evaluate, load_eval_set, report_lines, select_slice
 
     eval_set = load_eval_set(arguments.qa_file)
+    if arguments.slice:
+        eval_set = select_slice(eval_set, arguments.slice)
     distractors = [load_eval_set(path) for path in arguments.distractors]
     with _progress_bars() as progress:
         report = evaluate(eval_set, settings, distractors, arguments.holdout_articles, arguments.limit, progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import resource
@@ -79,6 +80,27 @@ def load_eval_set(path: Path) -> EvalSet:
                 answers = () if qa.get("is_impossible") else tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
                 questions.append(EvalQuestion(qa["question"], answers, title))
     return EvalSet(articles, tuple(questions))
+
+
+# Fixed slices of a question file's articles, by a hash of the title, so the
+# selector is trained on "train", its refusal calibrated on "calib", and every
+# figure measured on "test", which nothing is ever fitted to.
+SLICES = {"train": range(30, 100), "calib": range(20, 30), "test": range(0, 20)}
+
+
+def article_slice(title: str) -> str:
+    """Which fixed slice (train 70%, calib 10%, test 20%) an article belongs to."""
+    bucket = int.from_bytes(hashlib.sha256(title.encode("utf-8")).digest()[:4], "big") % 100
+    return next(name for name, buckets in SLICES.items() if bucket in buckets)
+
+
+def select_slice(eval_set: EvalSet, name: str) -> EvalSet:
+    """Only the articles (and their questions) of one fixed slice."""
+    if name not in SLICES:
+        raise EvalDataError(f"unknown slice {name!r}: choose one of {', '.join(SLICES)}")
+    articles = {title: text for title, text in eval_set.articles.items() if article_slice(title) == name}
+    questions = tuple(q for q in eval_set.questions if q.article is None or q.article in articles)
+    return EvalSet(articles, questions)
 
 
 def evaluate(
@@ -174,8 +196,11 @@ def write_eval_corpus(corpus: Path, eval_set: EvalSet, distractors: Iterable[Eva
         if title not in held_out:
             (corpus / f"{title}.txt").write_text(text, encoding="utf-8")
     for number, distractor in enumerate(distractors):
+        # A folder per distractor set, so a distractor's file name is just its title.
+        folder = corpus / f"distractors-{number}"
+        folder.mkdir()
         for title, text in distractor.articles.items():
-            (corpus / f"distractor-{number}-{title}.txt").write_text(text, encoding="utf-8")
+            (folder / f"{title}.txt").write_text(text, encoding="utf-8")
 
 
 def _file_name(title: str) -> str:

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     top_quotes: int = Field(3, ge=1, le=10)
     quote_max_chars: int = Field(380, ge=0)
     candidate_passages: int = Field(10, ge=1)
-    min_confidence: float = 1.51
+    min_confidence: float = 0.5
+    selector: bool = True
+    selector_candidates: int = Field(12, ge=1, le=100)
     max_file_mb: float = Field(20, gt=0)
     faiss_exact_max: int = Field(200_000, ge=0)
     faiss_nlist: int = Field(0, ge=0)

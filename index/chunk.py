@@ -6,6 +6,7 @@ import bisect
 import re
 from collections import Counter
 
+from index.boilerplate import navigation_lines
 from index.sentences import paragraphs, sentences
 from index.types import Document, Passage, Span
 
@@ -24,11 +25,33 @@ def chunk(document: Document, max_chars: int, min_chars: int) -> list[Passage]:
     lines = LineIndex(document.text)
     passages: list[Passage] = []
     for group in _paragraph_groups(document.text, min_chars):
-        group_sentences = [s for paragraph in group for s in sentences(document.text, paragraph)]
+        group_sentences = [s for paragraph in group for s in _answerable_sentences(document.text, paragraph)]
+        if not group_sentences:
+            continue
         for window in _windows(group_sentences, max_chars):
             start, end = window[0].start, window[-1].end
             passages.append(Passage(document.source, start, end, lines.line_of(start), tuple(window)))
     return passages
+
+
+def _answerable_sentences(text: str, paragraph: Span) -> list[Span]:
+    """The paragraph's sentences less navigation lines ("See more…", lists of other articles)."""
+    found = sentences(text, paragraph)
+    navigation = navigation_lines(text, _lines(text, paragraph))
+    if not navigation:
+        return found
+    return [s for s in found if not any(line.start <= s.start and s.end <= line.end for line in navigation)]
+
+
+def _lines(text: str, paragraph: Span) -> list[Span]:
+    lines, position = [], paragraph.start
+    for piece in text[paragraph.start : paragraph.end].split("\n"):
+        stripped = piece.strip()
+        if stripped:
+            start = position + piece.index(stripped)
+            lines.append(Span(start, start + len(stripped)))
+        position += len(piece) + 1
+    return lines
 
 
 class LineIndex:

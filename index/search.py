@@ -64,6 +64,8 @@ class Hit:
     coverage: float = 0.0
     passage_dense: float = 0.0
     passage_lexical: float = 0.0
+    # The answer selector's logit, where it scored this sentence.
+    selected: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Searcher:
         self._metadata = store.open_metadata(self.generation)
         self._documents: OrderedDict[int, tuple[str, tuple[int, ...]]] = OrderedDict()
         self._documents_lock = threading.Lock()
+        self._titles: dict[int, str] = {}
 
     def search(self, question: str) -> list[Hit]:
         """Every sentence of the best passages, best first."""
@@ -140,6 +143,34 @@ class Searcher:
             if len(self._documents) > 64:
                 self._documents.popitem(last=False)
         return record
+
+    def document_title(self, document_id: int) -> str:
+        """A short title for a document: its own when it has one, else its file name."""
+        title = self._titles.get(document_id)
+        if title is None:
+            source, stored = self._metadata.execute(
+                "SELECT source, title FROM documents WHERE id = ?", (document_id,)
+            ).fetchone()
+            title = context_title(source, stored)
+            if len(self._titles) > 4096:
+                self._titles.clear()
+            self._titles[document_id] = title
+        return title
+
+    def document_edges(self, document_id: int, count: int = 3) -> list[Hit]:
+        """The first and last `count` sentences of a document (title, byline, author note), unscored."""
+        rows = self._metadata.execute(
+            "SELECT * FROM (SELECT s.id, s.passage_id, s.document_id, d.source, s.start, s.end, s.line "
+            "FROM sentences s JOIN documents d ON d.id = s.document_id WHERE s.document_id = ? ORDER BY s.id LIMIT ?) "
+            "UNION SELECT * FROM (SELECT s.id, s.passage_id, s.document_id, d.source, s.start, s.end, s.line "
+            "FROM sentences s JOIN documents d ON d.id = s.document_id WHERE s.document_id = ? ORDER BY s.id DESC LIMIT ?)",
+            (document_id, count, document_id, count),
+        ).fetchall()
+        text = self.document_text(document_id)
+        return [
+            Hit(source, start, end, line, text[start:end], 0.0, passage_id, sentence_id, document_id)
+            for sentence_id, passage_id, document_id, source, start, end, line in sorted(rows)
+        ]
 
     def list_documents(self, contains: str = "", offset: int = 0, limit: int = 25) -> list[tuple[str, str]]:
         """(source, title) of indexed documents whose source contains `contains`, by source."""
@@ -231,6 +262,16 @@ class Searcher:
             ))
         hits.sort(key=lambda hit: -hit.score)
         return hits
+
+
+def context_title(source: str, title: str) -> str:
+    """The document's title where it has a real one (a heading, HTML or PDF title); otherwise its
+    file name, since a plain text's "title" is just its first line, often a whole sentence."""
+    title = " ".join(title.split())
+    if title and len(title) <= 100 and not title.endswith((".", "!", "?", ":")):
+        return title
+    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[_\s]+", " ", stem).strip()
 
 
 def _counts(text: str, nouns: frozenset[str]) -> bool:
