@@ -232,7 +232,11 @@ def _index_show(settings: Settings, arguments: argparse.Namespace) -> int:
 def _index_watch(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.watch import watch
 
+    from index.errors import CorpusMissing
+
     _check_build_paths(settings)
+    if not settings.corpus_dir.is_dir():  # before "watching", so the error is the only line
+        raise CorpusMissing(f"corpus directory not found: {settings.corpus_dir} (set --corpus or VERBATIM_CORPUS_DIR)")
     print(f"watching {settings.corpus_dir} into {settings.index_dir} (Ctrl-C to stop)", file=sys.stderr)
     try:
         with _progress_bars() as progress:
