@@ -1,7 +1,8 @@
 """The `verbatim` command line: a thin layer over `build_index` and `Answerer.answer`.
 
-Only the standard library is imported at module level, so that Ctrl-C during
-start-up (settings, torch, the model) lands inside `main`'s handlers.
+Only the standard library and index.errors (which imports nothing) are imported
+at module level, so that Ctrl-C during start-up (settings, torch, the model)
+lands inside `main`'s handlers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from index.errors import VerbatimError  # no imports of its own: start-up stays stdlib-only
 
 if TYPE_CHECKING:
     from config import Settings
@@ -38,8 +41,8 @@ class UsageError(Exception):
     """The command line does not parse; reported as one line, exit 2."""
 
 
-class UnwritablePath(Exception):
-    """A directory or file the settings name can't be created or written; reported as one line, exit 2."""
+class UnwritablePath(VerbatimError):
+    """A directory or file the settings name can't be created or written."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"{error}", file=sys.stderr)
         return EXIT_ERROR
-    except UnwritablePath as error:
+    except VerbatimError as error:
         print(f"verbatim: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
@@ -83,13 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"verbatim: error: {_os_error_line(error)}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as error:  # noqa: BLE001 - the contract is one line, never a traceback
-        from index.errors import VerbatimError
-
-        if isinstance(error, VerbatimError):
-            print(f"verbatim: error: {error}", file=sys.stderr)
-        else:
-            print(f"verbatim: error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - a bug too is reported in one line, never a traceback
+        print(f"verbatim: error: unexpected {type(error).__name__}: {error} (please report it)", file=sys.stderr)
         return EXIT_ERROR
 
 
