@@ -266,7 +266,12 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
     _hint_slow_path(answerer)
     render = _renderer(arguments.json)
     if arguments.question is not None:
-        answer = answerer.answer(_decoded_argument(arguments.question), arguments.top)
+        # Python hands argv bytes that aren't UTF-8 over as lone surrogates, which
+        # nothing downstream can encode: recover the bytes and decode them plainly.
+        question, replaced = _utf8(arguments.question.encode(sys.getfilesystemencoding(), "surrogateescape"))
+        answer = answerer.answer(question, arguments.top)  # a BadQuestion is then the only line on stderr
+        if replaced:
+            _note_replaced("the question")
         sys.stdout.write(render(answer))
         return EXIT_OK if answer.answered else EXIT_NOT_ANSWERED
     # One question per line: every line gets its answer or a one-line reason on
@@ -292,14 +297,6 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
     return EXIT_OK if all_answered else EXIT_NOT_ANSWERED
 
 
-def _decoded_argument(text: str) -> str:
-    """A command-line argument with bytes that aren't UTF-8 replaced by U+FFFD (noted on stderr)."""
-    # Python hands undecodable argv bytes over as lone surrogates, which
-    # nothing downstream can encode; recover the bytes and decode them plainly.
-    raw = text.encode(sys.getfilesystemencoding(), "surrogateescape")
-    return _decoded(raw, "the question")
-
-
 def _stdin_questions() -> Iterator[str]:
     """Lines of stdin, each decoded on its own so one bad line spoils nothing after it."""
     binary = getattr(sys.stdin, "buffer", None)
@@ -307,16 +304,23 @@ def _stdin_questions() -> Iterator[str]:
         yield from sys.stdin
         return
     for number, raw in enumerate(binary, start=1):
-        yield _decoded(raw, f"line {number} of stdin")
+        text, replaced = _utf8(raw)
+        if replaced:
+            _note_replaced(f"line {number} of stdin")
+        yield text
 
 
-def _decoded(raw: bytes, what: str) -> str:
+def _utf8(raw: bytes) -> tuple[str, bool]:
+    """The text, and whether bytes that aren't UTF-8 had to be replaced by U+FFFD."""
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8"), False
     except UnicodeDecodeError:
-        print(f"verbatim: note: {what} is not valid UTF-8; the bad bytes were replaced by \N{REPLACEMENT CHARACTER}",
-              file=sys.stderr)
-        return raw.decode("utf-8", "replace")
+        return raw.decode("utf-8", "replace"), True
+
+
+def _note_replaced(what: str) -> None:
+    print(f"verbatim: note: {what} is not valid UTF-8; the bad bytes were replaced by \N{REPLACEMENT CHARACTER}",
+          file=sys.stderr)
 
 
 def _chat(settings: Settings, arguments: argparse.Namespace) -> int:

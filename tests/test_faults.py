@@ -104,6 +104,11 @@ def test_a_question_argument_that_is_not_utf8_is_answered_with_a_note(built, tmp
     assert "not valid UTF-8" in err and "3,500 troops" in result.stdout.decode()
 
 
+def test_a_question_of_nothing_but_bad_bytes_is_one_line(built, tmp_path):
+    err = assert_contract(run([*index_options(built), "ask", b"\xff\xfe"], tmp_path), 2)
+    assert "no words" in err
+
+
 def test_a_stdin_line_that_is_not_utf8_spoils_no_later_question(built, tmp_path):
     stdin = b"vacation days \xff\n" + QUESTION.encode() + b"\n"
     result = run([*index_options(built), "ask"], tmp_path, stdin=stdin)
