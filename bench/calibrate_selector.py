@@ -48,7 +48,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="verbatim-calibrate-") as scratch:
         corpus = Path(scratch) / "corpus"
         write_eval_corpus(corpus, calib, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=ROOT / "var" / "index" / "cache")
+        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=ROOT / "var" / "cache")
         build_index(settings, SilentProgress(), force=True)
         answerer = Answerer(settings)
         questions = [(q, q.article not in held_out) for q in calib.questions]

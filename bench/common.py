@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
-# The project's own cache (ONNX export, embeddings), wherever a benchmark runs from.
-CACHE = ROOT / "var" / "index" / "cache"
+# The project's own cache (ONNX export, embeddings), wherever a benchmark runs from:
+# the default cache_dir (var/cache) of a verbatim run from the repository root.
+CACHE = ROOT / "var" / "cache"
 
 
 def require_data(*names: str) -> list[Path]:

@@ -98,7 +98,7 @@ def _file_title(title: str) -> str:
 def make_groups(items: list[_Item], rng: random.Random) -> list[Group]:
     """One group per question: positive first is shuffled away; hard negatives from MiniLM."""
     # MiniLM through the same int8 ONNX export Verbatim retrieves with: what retrieval confuses is what we want.
-    embedder = OnnxEmbedder(_cached_export(load_settings(cache_dir=ROOT / "var" / "index" / "cache")))
+    embedder = OnnxEmbedder(_cached_export(load_settings(cache_dir=ROOT / "var" / "cache")))
     pool = [(item.paragraph, item.title, text) for item in _unique_passages(items) for text in item.sentence_texts]
     print(f"embedding {len(pool)} sentences and {len(items)} questions", file=sys.stderr)
     pool_vectors = embedder.embed([text for _, _, text in pool])

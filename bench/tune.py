@@ -20,7 +20,8 @@ work = Path(os.environ.get("TUNE_DIR", "var/tune"))
 corpus = work / "corpus"
 if not corpus.exists():
     write_eval_corpus(corpus, squad, [distractors], held_out)
-settings = load_settings(corpus_dir=corpus, index_dir=work / "index", candidate_passages=int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+# Its own cache, as before: tuning texts stay out of the project cache.
+settings = load_settings(corpus_dir=corpus, index_dir=work / "index", cache_dir=work / "cache", candidate_passages=int(sys.argv[1]) if len(sys.argv) > 1 else 20)
 print(build_index(settings, force=True))
 answerer = Answerer(settings)
 rows = []

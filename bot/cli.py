@@ -1,16 +1,25 @@
-"""The `verbatim` command line: a thin layer over `build_index` and `Answerer.answer`."""
+"""The `verbatim` command line: a thin layer over `build_index` and `Answerer.answer`.
+
+Only the standard library and index.errors (which imports nothing) are imported
+at module level, so that Ctrl-C during start-up (settings, torch, the model)
+lands inside `main`'s handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from config import Settings, load_settings
-from index.errors import BadQuestion, VerbatimError
+from index.errors import VerbatimError  # no imports of its own: start-up stays stdlib-only
+
+if TYPE_CHECKING:
+    from config import Settings
 
 # Exit codes, as documented in the README.
 EXIT_OK = 0
@@ -18,38 +27,86 @@ EXIT_NOT_ANSWERED = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+# Quote counts --top accepts: the same bounds as the top_quotes setting.
+TOP_RANGE = range(1, 11)
+
+EPILOG = (
+    "Exit codes: 0 answered/ok, 1 the documents don't answer, 2 error (one line on stderr), 130 interrupted. "
+    "Relative paths (options, VERBATIM_* variables, .env) are taken from the working directory; ~ is expanded. "
+    "Without --index or VERBATIM_INDEX_DIR each corpus gets its own index, var/index/<corpus name>-<hash>."
+)
+
+
+class UsageError(Exception):
+    """The command line does not parse; reported as one line, exit 2."""
+
+
+class UnwritablePath(VerbatimError):
+    """A directory or file the settings name can't be created or written."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage before its error; the contract is one line.
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = _parser()
-    arguments = parser.parse_args(argv)
-    if not hasattr(arguments, "handler"):
-        parser.print_help(sys.stderr)
-        return EXIT_ERROR
+    # onnxruntime (1.32) writes a device id and a telemetry database under
+    # ~/.cache/Microsoft/DeveloperTools when it starts, unless this is set before
+    # it is imported; disable_telemetry_events() after import is too late.
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     try:
+        parser = _parser()
+        arguments = parser.parse_args(argv)
+        if not hasattr(arguments, "handler"):
+            parser.print_help(sys.stderr)
+            return EXIT_ERROR
+        from config import load_settings
+
         settings = load_settings(
             corpus_dir=getattr(arguments, "corpus", None), index_dir=getattr(arguments, "index", None)
         )
         return arguments.handler(settings, arguments)
-    except VerbatimError as error:
-        print(f"verbatim: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("verbatim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except UsageError as error:
+        print(f"{error}", file=sys.stderr)
+        return EXIT_ERROR
+    except VerbatimError as error:
+        print(f"verbatim: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:
+        # The reader went away (`verbatim ask ... | head`): not an error. Point
+        # stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as error:
+        print(f"verbatim: error: {_os_error_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:  # noqa: BLE001 - a bug too is reported in one line, never a traceback
+        print(f"verbatim: error: unexpected {type(error).__name__}: {error} (please report it)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _os_error_line(error: OSError) -> str:
+    if error.filename is None:
+        return error.strerror or str(error)
+    return f"cannot use {error.filename}: {error.strerror or error}"
 
 
 def _parser() -> argparse.ArgumentParser:
     # SUPPRESS: a subcommand's unset option must not overwrite one given before it.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--corpus", type=Path, metavar="DIR", help="documents to index (default: settings corpus_dir)")
-    common.add_argument("--index", type=Path, metavar="DIR", help="where the index lives (default: settings index_dir)")
-    parser = argparse.ArgumentParser(
+    common.add_argument("--index", type=Path, metavar="DIR",
+                        help="where the index lives (default: settings index_dir, else one per corpus under var/index)")
+    parser = _Parser(
         prog="verbatim",
         description="Answer questions with verbatim, cited quotes from your documents.",
-        epilog="Exit codes: 0 answered/ok, 1 the documents don't answer, 2 error, 130 interrupted.",
+        epilog=EPILOG,
         parents=[common],
     )
     commands = parser.add_subparsers(metavar="COMMAND")
@@ -74,10 +131,15 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser(
         "ask", help="answer a question (or one per line from stdin)", parents=[common],
-        description="Answer QUESTION with quotes; with no QUESTION, answer each line of stdin.",
+        description="Answer QUESTION with quotes; with no QUESTION, answer each line of stdin "
+        "(in text mode each answer is headed by `Q: ` and its question).",
+        epilog="Exit codes: 0 answered (with stdin: every question was answered), 1 not answered "
+        "(with stdin: at least one question was refused or rejected), 2 error, 130 interrupted. "
+        "Bytes that are not UTF-8 in a question are replaced by U+FFFD, with a note on stderr.",
     )
     ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
-    ask.add_argument("--top", type=int, metavar="N", help="at most N quotes (default: settings top_quotes)")
+    ask.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
+                     help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
     ask.add_argument("--json", action="store_true", help="one JSON object per answer")
     ask.set_defaults(handler=_ask)
 
@@ -90,9 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("qa_file", type=Path, metavar="QA_FILE")
     evaluate.add_argument("--distractors", type=Path, nargs="*", default=[], metavar="FILE",
                           help="SQuAD files whose paragraphs are added to the index, questions ignored")
-    evaluate.add_argument("--holdout-articles", type=int, default=0, metavar="K",
+    evaluate.add_argument("--holdout-articles", type=_bounded(range(0, sys.maxsize)), default=0, metavar="K",
                           help="leave the last K articles out and count their questions as out-of-corpus")
-    evaluate.add_argument("--limit", type=int, metavar="N", help="ask only the first N questions")
+    evaluate.add_argument("--limit", type=_bounded(range(1, sys.maxsize)), metavar="N", help="ask only the first N questions")
     evaluate.add_argument("--slice", choices=("train", "calib", "test"),
                           help="only one fixed slice of the articles (by title hash: train 70%%, calib 10%%, test 20%%)")
     evaluate.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -113,14 +175,32 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_feedback_export)
 
     chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
-    chat.add_argument("--top", type=int, metavar="N", help="at most N quotes")
+    chat.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
+                      help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
     chat.set_defaults(handler=_chat)
     return parser
+
+
+def _bounded(allowed: range) -> Callable[[str], int]:
+    """An argparse type: a whole number within `allowed` (a stop of sys.maxsize means no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value not in allowed:
+            wanted = f"at least {allowed.start}" if allowed.stop == sys.maxsize else f"{allowed.start}..{allowed.stop - 1}"
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return parse
 
 
 def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.build import build_index
 
+    _check_build_paths(settings)
     with _progress_bars() as progress:
         summary = build_index(settings, progress, force=arguments.full)
     _print_build(summary, arguments.json)
@@ -152,7 +232,12 @@ def _index_show(settings: Settings, arguments: argparse.Namespace) -> int:
 def _index_watch(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.watch import watch
 
-    print(f"watching {settings.corpus_dir} (Ctrl-C to stop)", file=sys.stderr)
+    from index.errors import CorpusMissing
+
+    _check_build_paths(settings)
+    if not settings.corpus_dir.is_dir():  # before "watching", so the error is the only line
+        raise CorpusMissing(f"corpus directory not found: {settings.corpus_dir} (set --corpus or VERBATIM_CORPUS_DIR)")
+    print(f"watching {settings.corpus_dir} into {settings.index_dir} (Ctrl-C to stop)", file=sys.stderr)
     try:
         with _progress_bars() as progress:
             for summary in watch(settings, progress):
@@ -165,7 +250,8 @@ def _index_watch(settings: Settings, arguments: argparse.Namespace) -> int:
 def _index_status(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.status import index_status
 
-    status = index_status(settings)
+    # Which index is in use matters now that each corpus has its own by default.
+    status = {"index_dir": str(settings.index_dir.absolute()), **index_status(settings)}
     if arguments.json:
         print(json.dumps(status))
     else:
@@ -176,28 +262,76 @@ def _index_status(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
+    from index.errors import BadQuestion
 
     answerer = Answerer(settings)
     _hint_slow_path(answerer)
     render = _renderer(arguments.json)
     if arguments.question is not None:
-        answer = answerer.answer(arguments.question, arguments.top)
+        # Python hands argv bytes that aren't UTF-8 over as lone surrogates, which
+        # nothing downstream can encode: recover the bytes and decode them plainly.
+        question, replaced = _utf8(arguments.question.encode(sys.getfilesystemencoding(), "surrogateescape"))
+        answer = answerer.answer(question, arguments.top)  # a BadQuestion is then the only line on stderr
+        if replaced:
+            _note_replaced("the question")
         sys.stdout.write(render(answer))
         return EXIT_OK if answer.answered else EXIT_NOT_ANSWERED
-    for line in sys.stdin:
-        if not line.strip():
+    # One question per line: every line gets its answer or a one-line reason on
+    # stderr, and the exit code says whether all of them were answered.
+    all_answered = True
+    first = True
+    for question in _stdin_questions():
+        if not question.strip():
             continue
         try:
-            sys.stdout.write(render(answerer.answer(line, arguments.top)))
+            answer = answerer.answer(question, arguments.top)
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
+            all_answered = False
+            continue
+        all_answered = all_answered and answer.answered
+        if arguments.json:
+            sys.stdout.write(render(answer))
+        else:
+            sys.stdout.write(("" if first else "\n") + f"Q: {answer.question}\n" + render(answer))
+        first = False
         sys.stdout.flush()
-    return EXIT_OK
+    return EXIT_OK if all_answered else EXIT_NOT_ANSWERED
+
+
+def _stdin_questions() -> Iterator[str]:
+    """Lines of stdin, each decoded on its own so one bad line spoils nothing after it."""
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # an already-decoded text stream
+        yield from sys.stdin
+        return
+    for number, raw in enumerate(binary, start=1):
+        text, replaced = _utf8(raw)
+        if replaced:
+            _note_replaced(f"line {number} of stdin")
+        yield text
+
+
+def _utf8(raw: bytes) -> tuple[str, bool]:
+    """The text, and whether bytes that aren't UTF-8 had to be replaced by U+FFFD."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), True
+
+
+def _note_replaced(what: str) -> None:
+    print(f"verbatim: note: {what} is not valid UTF-8; the bad bytes were replaced by \N{REPLACEMENT CHARACTER}",
+          file=sys.stderr)
 
 
 def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
+    from index.errors import BadQuestion
 
+    if hasattr(sys.stdin, "reconfigure"):
+        # A line that isn't UTF-8 is asked with U+FFFD in place of its bad bytes, not a crash.
+        sys.stdin.reconfigure(errors="replace")
     answerer = Answerer(settings)
     _hint_slow_path(answerer)
     render = _renderer(False)
@@ -224,6 +358,7 @@ def _eval(settings: Settings, arguments: argparse.Namespace) -> int:
     if arguments.slice:
         eval_set = select_slice(eval_set, arguments.slice)
     distractors = [load_eval_set(path) for path in arguments.distractors]
+    _writable_directory(settings.cache_path, "cache directory (cache_dir)")
     with _progress_bars() as progress:
         report = evaluate(eval_set, settings, distractors, arguments.holdout_articles, arguments.limit, progress)
     print(json.dumps(asdict(report)) if arguments.json else "\n".join(report_lines(report)))
@@ -243,22 +378,42 @@ def _hint_slow_path(answerer) -> None:
 def _discord(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.discord_bot import run
 
+    _writable_directory(settings.feedback_db.parent, "feedback database's directory (feedback_db)")
+
     run(settings, sync_globally=arguments.sync)
     return EXIT_OK
 
 
 def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
-    from bot.feedback import FeedbackStore
+    from bot.feedback import export_records
 
-    store = FeedbackStore(settings.feedback_db)
-    lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in store.export()]
-    store.close()
+    lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in export_records(settings.feedback_db)]
     if arguments.output:
-        arguments.output.write_text("".join(lines), encoding="utf-8")
+        try:
+            arguments.output.write_text("".join(lines), encoding="utf-8")
+        except OSError as error:
+            raise UnwritablePath(f"cannot write {arguments.output}: {error.strerror or error}") from None
         print(f"wrote {len(lines)} feedback records to {arguments.output}", file=sys.stderr)
     else:
         sys.stdout.writelines(lines)
     return EXIT_OK
+
+
+def _check_build_paths(settings: Settings) -> None:
+    # Fail before the model loads, with the setting to change, rather than mid-build.
+    _writable_directory(settings.index_dir, "index directory (--index, index_dir)")
+    _writable_directory(settings.cache_path, "cache directory (cache_dir)")
+    _writable_directory(settings.embedding_cache_path.parent, "embedding cache's directory (embedding_cache)")
+
+
+def _writable_directory(path: Path, what: str) -> None:
+    """Create `path` if needed; UnwritablePath if it can't be created or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UnwritablePath(f"cannot create the {what} {path}: {error.strerror or error}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UnwritablePath(f"cannot write to the {what} {path}: permission denied")
 
 
 def _renderer(as_json: bool) -> Callable:

@@ -116,8 +116,11 @@ def evaluate(
     progress = progress or SilentProgress()
     with tempfile.TemporaryDirectory(prefix="verbatim-eval-", dir=workdir) as scratch:
         held_out = set(list(eval_set.articles)[len(eval_set.articles) - holdout_articles :]) if holdout_articles else set()
-        # The throwaway index still reuses the ONNX export cached beside the real one.
-        settings = settings.model_copy(update={"index_dir": Path(scratch) / "index", "cache_dir": settings.cache_path})
+        # The throwaway index reuses the cached ONNX export, but its texts go to a
+        # throwaway embedding cache: eval's articles must not fill the real one.
+        settings = settings.model_copy(update={
+            "index_dir": Path(scratch) / "index", "embedding_cache": Path(scratch) / "embeddings.sqlite",
+        })
         if eval_set.articles:
             corpus = Path(scratch) / "corpus"
             write_eval_corpus(corpus, eval_set, distractors, held_out)

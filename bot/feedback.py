@@ -8,9 +8,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 from bot.types import Answer, Quote
+from index.errors import VerbatimError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -21,6 +23,35 @@ CREATE TABLE IF NOT EXISTS feedback (
     PRIMARY KEY (message_id, user_hash)
 );
 """
+
+
+EXPORT_QUERY = (
+    "SELECT a.question, a.quotes, f.vote, f.user_hash, f.at FROM feedback f "
+    "JOIN answers a ON a.message_id = f.message_id ORDER BY f.at"
+)
+
+
+def export_records(path: Path) -> Iterator[dict]:
+    """The votes stored at `path`, read-only; none (and no file created) when there is no database yet."""
+    if not path.is_file():
+        return iter(())
+    # mode=ro: exporting must never create or change the database.
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            rows = connection.execute(EXPORT_QUERY).fetchall()
+    except sqlite3.DatabaseError as error:
+        raise FeedbackUnreadable(f"cannot read the feedback database {path}: {error}") from None
+    return _records(rows)
+
+
+def _records(rows: list[tuple]) -> Iterator[dict]:
+    for question, quotes, vote, user_hash, at in rows:
+        yield {"question": question, "quotes": json.loads(quotes), "vote": vote, "user_hash": user_hash,
+               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))}
+
+
+class FeedbackUnreadable(VerbatimError):
+    """The feedback database exists but can't be read (damaged, or not a feedback database)."""
 
 
 class FeedbackStore:
@@ -58,13 +89,8 @@ class FeedbackStore:
     def export(self) -> Iterator[dict]:
         """Every vote with its question and quotes, oldest first."""
         with self._lock:
-            rows = self._connection.execute(
-                "SELECT a.question, a.quotes, f.vote, f.user_hash, f.at FROM feedback f "
-                "JOIN answers a ON a.message_id = f.message_id ORDER BY f.at"
-            ).fetchall()
-        for question, quotes, vote, user_hash, at in rows:
-            yield {"question": question, "quotes": json.loads(quotes), "vote": vote, "user_hash": user_hash,
-                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))}
+            rows = self._connection.execute(EXPORT_QUERY).fetchall()
+        return _records(rows)
 
     def close(self) -> None:
         self._connection.close()

@@ -1,20 +1,36 @@
-"""Settings read from `config/defaults.toml`, then `.env`, then `VERBATIM_*` variables."""
+"""Settings read from `config/defaults.toml`, then `.env`, then `VERBATIM_*` variables.
+
+Relative paths are taken from the working directory; `~` is expanded.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
+
+from index.errors import VerbatimError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# Without an explicit index_dir, each corpus gets its own index under here, so
+# indexing another corpus never replaces the seeds' index (or the reverse).
+INDEX_ROOT = Path("var/index")
+PATH_SETTINGS = ("corpus_dir", "index_dir", "cache_dir", "embedding_cache", "feedback_db")
+
+
+class InvalidSetting(VerbatimError):
+    """A setting from the environment, .env or defaults.toml does not validate."""
 
 
 class Settings(BaseSettings):
@@ -30,8 +46,11 @@ class Settings(BaseSettings):
     )
 
     corpus_dir: Path = Path("seeds")
-    index_dir: Path = Path("var/index")
-    cache_dir: Path | None = None
+    # Unset: INDEX_ROOT/<corpus name>-<hash of the corpus's absolute path> (see default_index_dir).
+    index_dir: Path
+    cache_dir: Path = Path("var/cache")
+    # Unset: <cache_dir>/embeddings.sqlite. `eval` points it at a throwaway file.
+    embedding_cache: Path | None = None
     model: str = BUNDLED_MODEL
     embed_batch_chars: int = Field(2000, ge=1)
     embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = "auto"
@@ -62,8 +81,26 @@ class Settings(BaseSettings):
 
     @property
     def cache_path(self) -> Path:
-        """Where reusable build products (the ONNX export) live."""
-        return self.cache_dir or self.index_dir / "cache"
+        """Where reusable build products (the ONNX export) live; shared by every corpus."""
+        return self.cache_dir
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        """The SQLite file of cached embeddings."""
+        return self.embedding_cache or self.cache_dir / "embeddings.sqlite"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _index_belongs_to_its_corpus(cls, values: object) -> object:
+        if isinstance(values, dict) and values.get("index_dir") in (None, ""):
+            corpus = values.get("corpus_dir") or cls.model_fields["corpus_dir"].default
+            values = {**values, "index_dir": default_index_dir(Path(corpus))}
+        return values
+
+    @field_validator(*PATH_SETTINGS, mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @field_validator("discord_token", mode="before")
     @classmethod
@@ -90,5 +127,40 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings with the given fields overridden (None values are ignored)."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    """Settings with the given fields overridden (None values are ignored); InvalidSetting if one doesn't validate."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        raise InvalidSetting(describe_invalid(error)) from None
+    except SettingsError as error:
+        # pydantic-settings could not even parse the value (e.g. a list that isn't JSON).
+        raise InvalidSetting(_describe_unparsable(error)) from None
+
+
+def default_index_dir(corpus_dir: Path) -> Path:
+    """The index location owned by a corpus: its name plus a hash of its absolute path."""
+    resolved = corpus_dir.expanduser().resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    name = re.sub(r"[^\w.-]+", "_", resolved.name).strip("._") or "corpus"
+    return INDEX_ROOT / f"{name}-{digest}"
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each bad setting, its variable, the value given and what it expects."""
+    problems = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "settings"
+        expects = problem["msg"][0].lower() + problem["msg"][1:]
+        if name in Settings.model_fields and "list" in str(Settings.model_fields[name].annotation):
+            expects += " (a JSON list, e.g. [123456789012345678])"
+        given = "(hidden)" if name == "discord_token" else repr(problem["input"])
+        problems.append(f"setting {name} (VERBATIM_{name.upper()}) is {given}: {expects}")
+    return "; ".join(problems)
+
+
+def _describe_unparsable(error: SettingsError) -> str:
+    found = re.search(r'field "(\w+)"', str(error))
+    if not found:
+        return f"cannot read the settings: {error}"
+    name = found.group(1)
+    return f"setting {name} (VERBATIM_{name.upper()}) cannot be parsed: expected a JSON list, e.g. [123456789012345678]"

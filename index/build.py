@@ -205,7 +205,7 @@ def _write_generation(
     ]
     directory = store.new_build_directory(settings.index_dir)
     engine = build_engine(settings, directory)
-    cache = EmbeddingCache(settings.cache_path / "embeddings.sqlite", engine_key(settings, engine.name),
+    cache = EmbeddingCache(settings.embedding_cache_path, engine_key(settings, engine.name),
                            engine.embedder.dimension)
     try:
         texts = passage_texts + sentence_texts

@@ -1,6 +1,6 @@
 """Which engine embeds: an ONNX export (no torch when answering) or sentence-transformers.
 
-A build exports the model once per model version into `index_dir/cache/onnx-*`
+A build exports the model once per model version into `cache_dir/onnx-*`
 and links the files into each generation, whose manifest checksums them.
 """
 

@@ -39,7 +39,8 @@ def test_questions_from_stdin_one_json_line_each(seed_index, capsys, monkeypatch
     main(["index", "build", *seed_index])
     capsys.readouterr()
     monkeypatch.setattr("sys.stdin", io.StringIO("How many troops would Pakistan send to Gaza?\n\n" + "x" * 600 + "\nWho won the football World Cup?\n"))
-    assert main(["ask", "--json", *seed_index]) == EXIT_OK
+    # One question refused and one rejected: not every question was answered.
+    assert main(["ask", "--json", *seed_index]) == EXIT_NOT_ANSWERED
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [line["answered"] for line in lines] == [True, False]
@@ -85,3 +86,29 @@ def test_chat_answers_each_line_until_an_empty_one(seed_index, capsys, monkeypat
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
     assert main(["chat", *seed_index]) == EXIT_OK
     assert "3,500 troops" in capsys.readouterr().out
+
+
+def test_another_corpus_gets_its_own_index_and_leaves_the_first_one_answering(tmp_path, capsys, monkeypatch):
+    from tests.conftest import SEED, SHARED_CACHE, write_corpus
+
+    monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    seeds.joinpath(SEED.name).write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
+    handbook = write_corpus(tmp_path, {"leave.txt": "Every employee gets twenty-five days of paid leave each year.\n"})
+    assert main(["index", "build"]) == EXIT_OK  # corpus_dir defaults to seeds/
+    assert main(["--corpus", str(handbook), "index", "build"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["ask", "How many troops would Pakistan send to Gaza?"]) == EXIT_OK
+    assert "3,500 troops" in capsys.readouterr().out
+    assert main(["--corpus", str(handbook), "ask", "How many days of paid leave do employees get?"]) == EXIT_OK
+    assert "twenty-five days" in capsys.readouterr().out
+    assert main(["--corpus", str(handbook), "index", "status", "--json"]) == EXIT_OK
+    index_dir = json.loads(capsys.readouterr().out)["index_dir"]
+    assert index_dir.startswith(str(tmp_path / "var" / "index" / "corpus-"))
+
+
+def test_a_bad_top_is_a_usage_error_not_every_candidate(seed_index, capsys):
+    for top in ("0", "-1", "100"):
+        assert main(["ask", "How many troops?", "--top", top, *seed_index]) == EXIT_ERROR
+        assert capsys.readouterr().err.count("\n") == 1

@@ -1,7 +1,9 @@
+import copy
 import json
+import sqlite3
 
 from bot.evaluation import load_eval_set, evaluate
-from tests.conftest import make_settings
+from tests.conftest import SHARED_CACHE, make_settings
 
 SQUAD = {
     "version": "v2.0",
@@ -43,3 +45,22 @@ def test_jsonl_questions_use_the_given_corpus(tmp_path):
     path.write_text('{"question": "Where is Mount Etna?", "answers": ["Sicily"]}\n')
     report = evaluate(load_eval_set(path), make_settings(tmp_path, min_confidence=-10.0))
     assert report.questions == 1 and report.quote_hit_at_1 == 1.0
+
+
+def _cached_texts() -> int:
+    path = SHARED_CACHE / "embeddings.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT count(*) FROM vectors").fetchone()[0]
+
+
+def test_eval_leaves_the_real_embedding_cache_alone_but_reuses_the_onnx_export(tmp_path):
+    squad = copy.deepcopy(SQUAD)  # texts no other test has embedded
+    squad["data"][0]["paragraphs"][0]["context"] += " Drones never sting, and they leave the hive in summer."
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(squad))
+    texts, exports = _cached_texts(), sorted(SHARED_CACHE.glob("onnx-*"))
+    evaluate(load_eval_set(path), make_settings(tmp_path, min_confidence=-10.0))
+    assert _cached_texts() == texts
+    assert sorted(SHARED_CACHE.glob("onnx-*")) == (exports or sorted(SHARED_CACHE.glob("onnx-*")))
