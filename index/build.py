@@ -129,7 +129,7 @@ def load_corpus(
             try:
                 documents.append(_reuse(stored, file.source, reusable or {}, file) or read_document(file, max_bytes))
             except Unreadable as reason:
-                skipped.append(Skipped(file.source, str(reason)))
+                skipped.append(Skipped(file.source, reason.reason, reason.detail))
     finally:
         if stored:
             stored.close()
@@ -198,7 +198,11 @@ def _write_generation(
     from index.cache import EmbeddingCache
     from index.engine import build_engine, engine_key
 
-    passages_by_document = [chunk(d, settings.passage_max_chars, settings.passage_min_chars) for d in documents]
+    # Counted in characters, so one huge document shows progress too.
+    progress.start("chunking", sum(len(d.text) for d in documents))
+    passages_by_document = [
+        chunk(d, settings.passage_max_chars, settings.passage_min_chars, progress.advance) for d in documents
+    ]
     passage_texts = [d.text[p.start : p.end] for d, ps in zip(documents, passages_by_document) for p in ps]
     sentence_texts = [
         d.text[s.start : s.end] for d, ps in zip(documents, passages_by_document) for p in ps for s in p.sentences
