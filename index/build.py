@@ -90,7 +90,7 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
         previous = _previous(settings)
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
-        documents, skipped = load_corpus(settings, reusable, previous.generation)
+        documents, skipped = load_corpus(settings, reusable, previous.generation, progress)
         current = {d.source: d.sha256 for d in documents}
         old = {source: sha for source, (sha, _) in previous.documents.items()}
         counts = {
@@ -113,7 +113,8 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
 
 
 def load_corpus(
-    settings: Settings, reusable: dict[str, tuple[str, int]] | None = None, previous: Path | None = None
+    settings: Settings, reusable: dict[str, tuple[str, int]] | None = None, previous: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Document], list[Skipped]]:
     """Every readable document of the corpus, and every file skipped with its reason.
 
@@ -121,13 +122,18 @@ def load_corpus(
     takes its text from the previous generation instead of being extracted again.
     """
     files, skipped = discover(settings.corpus_dir)
+    progress = progress or SilentProgress()
+    progress.start("reading", sum(file.size for file in files))  # in bytes: a huge PDF moves page by page
     max_bytes = int(settings.max_file_mb * 1_000_000)
     documents = []
     stored = store.open_metadata(previous) if previous and reusable else None
     try:
         for file in files:
             try:
-                documents.append(_reuse(stored, file.source, reusable or {}, file) or read_document(file, max_bytes))
+                reused = _reuse(stored, file.source, reusable or {}, file)
+                if reused:
+                    progress.advance(file.size)
+                documents.append(reused or read_document(file, max_bytes, progress.advance))
             except Unreadable as reason:
                 skipped.append(Skipped(file.source, reason.reason, reason.detail))
     finally:

@@ -16,7 +16,7 @@ import os
 import re
 import stat
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,10 +66,11 @@ class Unreadable(Exception):
 
 @dataclass(frozen=True)
 class CorpusFile:
-    """A candidate file: its path on disk and its name in citations."""
+    """A candidate file: its path on disk, its name in citations, and its size when found."""
 
     path: Path
     source: str
+    size: int = 0
 
 
 def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
@@ -89,18 +90,36 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
             # Reading a FIFO would block the build forever (holding the lock); a device never ends.
             skipped.append(Skipped(source, NOT_REGULAR, kind))
         else:
-            found.append(CorpusFile(path, source))
+            found.append(CorpusFile(path, source, _size(path)))
     skipped.sort(key=lambda s: s.source)
     return found, skipped
 
 
-def read_document(file: CorpusFile, max_bytes: int) -> Document:
-    """Read and extract one file; raise `Unreadable` with the reason if it can't be used."""
+def read_document(file: CorpusFile, max_bytes: int, progress: Callable[[int], None] | None = None) -> Document:
+    """Read and extract one file; raise `Unreadable` with the reason if it can't be used.
+
+    `progress`, if given, is told of `file.size` bytes in all, page by page for a PDF, whatever the outcome.
+    """
+    reported = 0
+
+    def report(fraction: float) -> None:
+        nonlocal reported
+        if progress is not None and int(file.size * fraction) > reported:
+            progress(int(file.size * fraction) - reported)
+            reported = int(file.size * fraction)
+
+    try:
+        return _read_document(file, max_bytes, report)
+    finally:
+        report(1.0)
+
+
+def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], None]) -> Document:
     raw = _read_regular_file(file.path, max_bytes)
     kind = KINDS[file.path.suffix.lower()]
     sha = hashlib.sha256(raw).hexdigest()
     if kind == "pdf":
-        text, page_starts, title = _pdf(raw)
+        text, page_starts, title = _pdf(raw, report)
     elif kind == "html":
         text, title = _html(raw)
         page_starts = ()
@@ -130,6 +149,13 @@ def summarise_skips(skipped: list[Skipped] | tuple[Skipped, ...], first: int = 3
         more = ", …" if len(sources) > first else ""
         lines.append(f"{len(sources):,} {reason} ({names}{more})")
     return lines
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _non_regular_kind(path: Path) -> str | None:
@@ -215,7 +241,7 @@ def _only_links(raw: bytes, lines: list[str]) -> bool:
     return all(" ".join(line.split()) in links for line in lines if any(c.isalnum() for c in line))
 
 
-def _pdf(raw: bytes) -> tuple[str, tuple[int, ...], str]:
+def _pdf(raw: bytes, report: Callable[[float], None]) -> tuple[str, tuple[int, ...], str]:
     import io
     import logging
 
@@ -228,7 +254,10 @@ def _pdf(raw: bytes) -> tuple[str, tuple[int, ...], str]:
         # Many PDFs are encrypted only to set permissions, with an empty user password: open those.
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise Unreadable(ENCRYPTED, "needs a password")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = []
+        for number, page in enumerate(reader.pages, start=1):
+            pages.append(page.extract_text() or "")
+            report(number / len(reader.pages))
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except Unreadable:
         raise

@@ -202,3 +202,15 @@ def test_skips_are_summarised_by_reason_with_the_first_few_names():
         "3 binary (b0.txt, b1.txt, x\\ny.txt)",
     ]
     assert summarise_skips([]) == []
+
+
+def test_reading_reports_progress_page_by_page_and_always_the_whole_size(tmp_path):
+    corpus = write_corpus(tmp_path, {"three.pdf": make_pdf([["One."], ["Two."], ["Three."]]), "bad.txt": b"a\x00b"})
+    files = {f.source: f for f in discover(corpus)[0]}
+    reported = []
+    read_document(files["three.pdf"], 10**6, reported.append)
+    assert len(reported) == 3 and sum(reported) == files["three.pdf"].size == (corpus / "three.pdf").stat().st_size
+    reported.clear()
+    with pytest.raises(Unreadable):
+        read_document(files["bad.txt"], 10**6, reported.append)
+    assert sum(reported) == 3
