@@ -86,11 +86,12 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
             skipped.append(Skipped(source, UNSUPPORTED))
         elif path.is_symlink() and not _inside(Path(os.path.realpath(path)), root):
             skipped.append(Skipped(source, OUTSIDE))
-        elif (kind := _non_regular_kind(path)) is not None:
+        elif (status := _stat(path)) is not None and not stat.S_ISREG(status.st_mode):
             # Reading a FIFO would block the build forever (holding the lock); a device never ends.
-            skipped.append(Skipped(source, NOT_REGULAR, kind))
+            skipped.append(Skipped(source, NOT_REGULAR, _describe_mode(status.st_mode)))
         else:
-            found.append(CorpusFile(path, source, _size(path)))
+            # A link that dangles or loops is kept: read_document names the problem.
+            found.append(CorpusFile(path, source, status.st_size if status else 0))
     skipped.sort(key=lambda s: s.source)
     return found, skipped
 
@@ -151,19 +152,11 @@ def summarise_skips(skipped: list[Skipped] | tuple[Skipped, ...], first: int = 3
     return lines
 
 
-def _size(path: Path) -> int:
+def _stat(path: Path) -> os.stat_result | None:
     try:
-        return path.stat().st_size
+        return path.stat()  # follows symlinks: what would be read
     except OSError:
-        return 0
-
-
-def _non_regular_kind(path: Path) -> str | None:
-    try:
-        mode = path.stat().st_mode  # follows symlinks: what would be read
-    except OSError:
-        return None  # read_document names the problem (a dangling or looping link)
-    return None if stat.S_ISREG(mode) else _describe_mode(mode)
+        return None
 
 
 def _describe_mode(mode: int) -> str:
