@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     build = index_commands.add_parser("build", help="index the corpus (skipped when up to date)", parents=[common])
     build.add_argument("--full", action="store_true", help="rebuild even if the index looks up to date")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    build.add_argument("--verbose", "-v", action="store_true", help="name every skipped file and why")
     build.set_defaults(handler=_index_build)
     status = index_commands.add_parser("status", help="describe the current index", parents=[common])
     status.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -203,15 +204,22 @@ def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
     _check_build_paths(settings)
     with _progress_bars() as progress:
         summary = build_index(settings, progress, force=arguments.full)
-    _print_build(summary, arguments.json)
+    _print_build(summary, arguments.json, arguments.verbose)
     return EXIT_OK
 
 
-def _print_build(summary, as_json: bool) -> None:
+def _print_build(summary, as_json: bool, verbose: bool = False) -> None:
     from dataclasses import asdict
 
-    for skipped in summary.skipped:
-        print(f"verbatim: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    from index.load import printable_name, summarise_skips
+
+    if verbose:
+        for skipped in summary.skipped:
+            print(f"verbatim: skipped {printable_name(skipped.source)}: {skipped.describe()}", file=sys.stderr)
+    elif summary.skipped:
+        count = len(summary.skipped)
+        print(f"verbatim: skipped {count:,} file{'s' * (count != 1)} (--verbose names each): "
+              + "; ".join(summarise_skips(summary.skipped)), file=sys.stderr)
     if as_json:
         print(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}), flush=True)
         return

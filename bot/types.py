@@ -19,10 +19,13 @@ class Quote:
     page: int | None = None
 
     def citation(self) -> str:
-        """`source:line`, or `source, page P, line L` for paged documents."""
+        """`source:line`, or `source, page P, line L` for paged documents (control characters in `source` escaped)."""
+        from index.load import printable_name
+
+        # A file name may hold a newline or an escape sequence; the citation must stay one true line.
         if self.page is None:
-            return f"{self.source}:{self.line}"
-        return f"{self.source}, page {self.page}, line {self.line}"
+            return f"{printable_name(self.source)}:{self.line}"
+        return f"{printable_name(self.source)}, page {self.page}, line {self.line}"
 
 
 @dataclass(frozen=True)

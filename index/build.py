@@ -90,7 +90,7 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
         previous = _previous(settings)
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
-        documents, skipped = load_corpus(settings, reusable, previous.generation)
+        documents, skipped = load_corpus(settings, reusable, previous.generation, progress)
         current = {d.source: d.sha256 for d in documents}
         old = {source: sha for source, (sha, _) in previous.documents.items()}
         counts = {
@@ -113,7 +113,8 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
 
 
 def load_corpus(
-    settings: Settings, reusable: dict[str, tuple[str, int]] | None = None, previous: Path | None = None
+    settings: Settings, reusable: dict[str, tuple[str, int]] | None = None, previous: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Document], list[Skipped]]:
     """Every readable document of the corpus, and every file skipped with its reason.
 
@@ -121,15 +122,20 @@ def load_corpus(
     takes its text from the previous generation instead of being extracted again.
     """
     files, skipped = discover(settings.corpus_dir)
+    progress = progress or SilentProgress()
+    progress.start("reading", sum(file.size for file in files))  # in bytes: a huge PDF moves page by page
     max_bytes = int(settings.max_file_mb * 1_000_000)
     documents = []
     stored = store.open_metadata(previous) if previous and reusable else None
     try:
         for file in files:
             try:
-                documents.append(_reuse(stored, file.source, reusable or {}, file) or read_document(file, max_bytes))
+                reused = _reuse(stored, file.source, reusable or {}, file)
+                if reused:
+                    progress.advance(file.size)
+                documents.append(reused or read_document(file, max_bytes, progress.advance))
             except Unreadable as reason:
-                skipped.append(Skipped(file.source, str(reason)))
+                skipped.append(Skipped(file.source, reason.reason, reason.detail))
     finally:
         if stored:
             stored.close()
@@ -198,7 +204,11 @@ def _write_generation(
     from index.cache import EmbeddingCache
     from index.engine import build_engine, engine_key
 
-    passages_by_document = [chunk(d, settings.passage_max_chars, settings.passage_min_chars) for d in documents]
+    # Counted in characters, so one huge document shows progress too.
+    progress.start("chunking", sum(len(d.text) for d in documents))
+    passages_by_document = [
+        chunk(d, settings.passage_max_chars, settings.passage_min_chars, progress.advance) for d in documents
+    ]
     passage_texts = [d.text[p.start : p.end] for d, ps in zip(documents, passages_by_document) for p in ps]
     sentence_texts = [
         d.text[s.start : s.end] for d, ps in zip(documents, passages_by_document) for p in ps for s in p.sentences

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from index.boilerplate import navigation_lines
 from index.sentences import paragraphs, sentences
@@ -16,27 +17,36 @@ _NEWLINE = re.compile("\n")
 PULL_QUOTE_CHARS = (40, 600)
 
 
-def chunk(document: Document, max_chars: int, min_chars: int) -> list[Passage]:
-    """Split a document into passages of at most `max_chars` (a longer sentence stays whole).
+def chunk(
+    document: Document, max_chars: int, min_chars: int, progress: Callable[[int], None] | None = None
+) -> list[Passage]:
+    """Split a document into passages of at most `max_chars` (a longer sentence is split at a clause or word).
 
     Paragraphs shorter than `min_chars` (headings, bylines) join the following
     paragraph; a paragraph repeated verbatim in the document is indexed once.
+    `progress`, if given, is called with the number of characters done since its last call.
     """
-    lines = LineIndex(document.text)
+    text = document.text
+    lines = LineIndex(text)
+    layout = document.kind == "pdf"
     passages: list[Passage] = []
-    for group in _paragraph_groups(document.text, min_chars):
-        group_sentences = [s for paragraph in group for s in _answerable_sentences(document.text, paragraph)]
-        if not group_sentences:
-            continue
+    done = 0
+    for group in _paragraph_groups(text, min_chars):
+        group_sentences = [s for paragraph in group for s in _answerable_sentences(text, paragraph, max_chars, layout)]
         for window in _windows(group_sentences, max_chars):
             start, end = window[0].start, window[-1].end
             passages.append(Passage(document.source, start, end, lines.line_of(start), tuple(window)))
+        if progress is not None:
+            progress(group[-1].end - done)
+            done = group[-1].end
+    if progress is not None and done < len(text):
+        progress(len(text) - done)
     return passages
 
 
-def _answerable_sentences(text: str, paragraph: Span) -> list[Span]:
+def _answerable_sentences(text: str, paragraph: Span, max_chars: int, layout: bool) -> list[Span]:
     """The paragraph's sentences less navigation lines ("See more…", lists of other articles)."""
-    found = sentences(text, paragraph)
+    found = sentences(text, paragraph, max_chars, layout)
     navigation = navigation_lines(text, _lines(text, paragraph))
     if not navigation:
         return found
@@ -82,10 +92,10 @@ def _paragraph_groups(text: str, min_chars: int) -> list[list[Span]]:
 
 def _unrepeated_paragraphs(text: str) -> list[Span]:
     """Paragraphs less repeats: a second copy, or a pull quote that also stands inside a longer paragraph."""
-    flat = _WHITESPACE.sub(" ", text)
     spans = paragraphs(text)
     keys = [_WHITESPACE.sub(" ", text[span.start : span.end]) for span in spans]
     whole_copies = Counter(keys)
+    copies = _occurrences(_WHITESPACE.sub(" ", text), [k for k in whole_copies if PULL_QUOTE_CHARS[0] <= len(k) <= PULL_QUOTE_CHARS[1]])
     seen: set[str] = set()
     kept = []
     for span, key in zip(spans, keys):
@@ -93,10 +103,44 @@ def _unrepeated_paragraphs(text: str) -> list[Span]:
             continue
         seen.add(key)
         # More copies in the text than whole paragraphs: one stands inside a longer paragraph.
-        if PULL_QUOTE_CHARS[0] <= len(key) <= PULL_QUOTE_CHARS[1] and flat.count(key) > whole_copies[key]:
+        if copies.get(key, 0) > whole_copies[key]:
             continue
         kept.append(span)
     return kept
+
+
+def _occurrences(flat: str, keys: list[str]) -> Counter[str]:
+    """How often each key (at least PULL_QUOTE_CHARS[0] long) occurs in `flat`, starting at a token.
+
+    One pass over the text: each token start is looked up by its first characters,
+    then checked against the few key lengths that share them. (Counting each key
+    with `str.count` was quadratic in the number of paragraphs.)
+    """
+    anchor = PULL_QUOTE_CHARS[0]
+    lengths: defaultdict[str, set[int]] = defaultdict(set)
+    for key in keys:
+        lengths[key[:anchor]].add(len(key))
+    wanted = set(keys)
+    counts: Counter[str] = Counter()
+    if not keys:
+        return counts
+    for match in _token_starts({key[0] for key in keys}).finditer(flat):
+        position = match.start()
+        candidates = lengths.get(flat[position : position + anchor])
+        if candidates:
+            for length in candidates:
+                piece = flat[position : position + length]
+                if piece in wanted:
+                    counts[piece] += 1
+    return counts
+
+
+def _token_starts(first_characters: set[str]) -> re.Pattern[str]:
+    """Where a key may start: a word starting with, or punctuation equal to, a key's first character."""
+    word = "".join(re.escape(c) for c in sorted(first_characters) if re.match(r"\w", c))
+    other = "".join(re.escape(c) for c in sorted(first_characters) if not re.match(r"\w", c))
+    alternatives = ([rf"(?<!\w)[{word}]"] if word else []) + ([f"[{other}]"] if other else [])
+    return re.compile("|".join(alternatives))
 
 
 def _windows(spans: list[Span], max_chars: int) -> list[list[Span]]:

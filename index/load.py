@@ -1,16 +1,22 @@
 """Find the documents of a corpus and read each into a `Document`.
 
-.txt and .md are decoded as UTF-8 and kept exactly. .html/.htm and .pdf are
-extracted to text once, at build time, and that text is stored in the index, so
-quotes are always exact substrings of a stored text.
+.txt and .md are decoded (UTF-8, or UTF-16 with a byte-order mark) and kept
+exactly. .html/.htm and .pdf are extracted to text once, at build time, and that
+text is stored in the index, so quotes are always exact substrings of a stored text.
+
+Every file passed over becomes a `Skipped` whose `reason` is one of the short,
+stable categories below (for counting), with the specifics in `detail`.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+import stat
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,20 +28,53 @@ SUPPORTED_SUFFIXES = tuple(KINDS)
 _HEADING = re.compile(r"^\s*#{0,6}\s*(.+?)\s*#*\s*$")
 
 
+# The stable reasons a file is skipped (what a summary counts by).
+UNSUPPORTED = "unsupported type"
+HIDDEN = "hidden"
+OUTSIDE = "symlink leads outside the corpus"
+NOT_REGULAR = "not a regular file"
+UNLISTABLE = "directory cannot be listed"
+DIRECTORY_LINK = "symlinked directory (not followed)"
+TOO_LARGE = "too large"
+CANNOT_READ = "cannot be read"
+BINARY = "binary"
+BAD_ENCODING = "bad encoding"
+EMPTY = "empty"
+NO_MAIN_TEXT = "no main text"
+BAD_HTML = "malformed HTML"
+BAD_PDF = "malformed PDF"
+ENCRYPTED = "encrypted PDF"
+NO_PDF_TEXT = "no text in the PDF"
+
+# Byte-order marks, longest first (UTF-32 LE's begins with UTF-16 LE's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Starts a DOCTYPE with an internal subset, which HTML parsers leave half in the text ("]>").
+_DOCTYPE_SUBSET = re.compile(rb"\A((?:\xef\xbb\xbf)?\s*<!DOCTYPE[^\[>]*)\[.*?\]\s*>", re.IGNORECASE | re.DOTALL)
+
+
 class Unreadable(Exception):
-    """A file that cannot become a document; the message says why."""
+    """A file that cannot become a document: `reason` is a stable category, `detail` the specifics."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
 class CorpusFile:
-    """A candidate file: its path on disk and its name in citations."""
+    """A candidate file: its path on disk, its name in citations, and its size when found."""
 
     path: Path
     source: str
+    size: int = 0
 
 
 def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
-    """Files under `corpus_dir` with a supported suffix, in a stable order."""
+    """Regular files under `corpus_dir` with a supported suffix, in a stable order, and the rest as `Skipped`."""
     if not corpus_dir.is_dir():
         raise CorpusMissing(f"corpus directory not found: {corpus_dir} (set --corpus or VERBATIM_CORPUS_DIR)")
     root = corpus_dir.resolve()
@@ -44,27 +83,44 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
     for path in sorted(_walk(root, skipped)):
         source = path.relative_to(root).as_posix()
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            continue
-        if path.is_symlink() and not _inside(Path(os.path.realpath(path)), root):
-            skipped.append(Skipped(source, "symlink leads outside the corpus"))
-            continue
-        found.append(CorpusFile(path, source))
+            skipped.append(Skipped(source, UNSUPPORTED))
+        elif path.is_symlink() and not _inside(Path(os.path.realpath(path)), root):
+            skipped.append(Skipped(source, OUTSIDE))
+        elif (status := _stat(path)) is not None and not stat.S_ISREG(status.st_mode):
+            # Reading a FIFO would block the build forever (holding the lock); a device never ends.
+            skipped.append(Skipped(source, NOT_REGULAR, _describe_mode(status.st_mode)))
+        else:
+            # A link that dangles or loops is kept: read_document names the problem.
+            found.append(CorpusFile(path, source, status.st_size if status else 0))
+    skipped.sort(key=lambda s: s.source)
     return found, skipped
 
 
-def read_document(file: CorpusFile, max_bytes: int) -> Document:
-    """Read and extract one file; raise `Unreadable` with the reason if it can't be used."""
+def read_document(file: CorpusFile, max_bytes: int, progress: Callable[[int], None] | None = None) -> Document:
+    """Read and extract one file; raise `Unreadable` with the reason if it can't be used.
+
+    `progress`, if given, is told of `file.size` bytes in all, page by page for a PDF, whatever the outcome.
+    """
+    reported = 0
+
+    def report(fraction: float) -> None:
+        nonlocal reported
+        if progress is not None and int(file.size * fraction) > reported:
+            progress(int(file.size * fraction) - reported)
+            reported = int(file.size * fraction)
+
     try:
-        size = file.path.stat().st_size
-        if size > max_bytes:
-            raise Unreadable(f"larger than the limit ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB)")
-        raw = file.path.read_bytes()
-    except OSError as error:
-        raise Unreadable(error.strerror or str(error)) from error
+        return _read_document(file, max_bytes, report)
+    finally:
+        report(1.0)
+
+
+def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], None]) -> Document:
+    raw = _read_regular_file(file.path, max_bytes)
     kind = KINDS[file.path.suffix.lower()]
     sha = hashlib.sha256(raw).hexdigest()
     if kind == "pdf":
-        text, page_starts, title = _pdf(raw)
+        text, page_starts, title = _pdf(raw, report)
     elif kind == "html":
         text, title = _html(raw)
         page_starts = ()
@@ -72,53 +128,134 @@ def read_document(file: CorpusFile, max_bytes: int) -> Document:
         text, page_starts = _plain(raw), ()
         title = _first_line(text)
     if not text.strip():
-        raise Unreadable("empty" if kind in ("txt", "md") else "no text could be extracted")
+        raise Unreadable(EMPTY if kind in ("txt", "md") else NO_MAIN_TEXT)
     return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw))
 
 
-def _plain(raw: bytes) -> str:
-    if b"\x00" in raw[:8192]:
-        raise Unreadable("binary file (contains NUL bytes)")
+def printable_name(source: str) -> str:
+    """`source` with control and other invisible characters escaped (`\\n`, `\\x1b`), so it stays one honest line."""
+    if source.isprintable():
+        return source
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in source)
+
+
+def summarise_skips(skipped: list[Skipped] | tuple[Skipped, ...], first: int = 3) -> list[str]:
+    """One line per reason, most frequent first: "9,990 unsupported type (a.bin, b.exe, c.dat, …)"."""
+    by_reason: defaultdict[str, list[str]] = defaultdict(list)
+    for item in skipped:
+        by_reason[item.reason].append(item.source)
+    lines = []
+    for reason, sources in sorted(by_reason.items(), key=lambda pair: (-len(pair[1]), pair[0])):
+        names = ", ".join(printable_name(source) for source in sources[:first])
+        more = ", …" if len(sources) > first else ""
+        lines.append(f"{len(sources):,} {reason} ({names}{more})")
+    return lines
+
+
+def _stat(path: Path) -> os.stat_result | None:
     try:
-        text = raw.decode("utf-8")
+        return path.stat()  # follows symlinks: what would be read
+    except OSError:
+        return None
+
+
+def _describe_mode(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes; never blocks, because only a regular file (checked on the open descriptor) is read."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise Unreadable(CANNOT_READ, error.strerror or str(error)) from error
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise Unreadable(NOT_REGULAR, _describe_mode(status.st_mode))
+            if status.st_size > max_bytes:
+                raise Unreadable(TOO_LARGE, f"{status.st_size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB limit")
+            raw = handle.read(max_bytes + 1)  # +1: a file that grew since fstat is still caught
+        except OSError as error:
+            raise Unreadable(CANNOT_READ, error.strerror or str(error)) from error
+    if len(raw) > max_bytes:
+        raise Unreadable(TOO_LARGE, f"grew past the {max_bytes / 1e6:.1f} MB limit while being read")
+    return raw
+
+
+def _plain(raw: bytes) -> str:
+    """The decoded text; a byte-order mark is encoding, not content, so it is not part of the text."""
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), None)
+    if encoding is None and b"\x00" in raw:
+        raise Unreadable(BINARY, "contains NUL bytes")
+    try:
+        text = raw.decode(encoding or "utf-8")
     except UnicodeDecodeError as error:
-        raise Unreadable(f"not valid UTF-8 (byte {error.start})") from error
-    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is encoding, not content
+        raise Unreadable(BAD_ENCODING, f"not valid {(encoding or 'utf-8').upper()} at byte {error.start}") from error
+    if "\x00" in text:
+        raise Unreadable(BINARY, "contains NUL characters")
+    return text
 
 
 def _html(raw: bytes) -> tuple[str, str]:
     import trafilatura
 
+    raw = _DOCTYPE_SUBSET.sub(rb"\1>", raw, count=1)
     try:
         extracted = trafilatura.bare_extraction(raw, include_comments=False, include_tables=True, with_metadata=True)
     except Exception as error:  # the extractor raises many kinds on broken markup
-        raise Unreadable(f"HTML could not be parsed: {error}") from error
+        raise Unreadable(BAD_HTML, str(error)) from error
     if extracted is None or not (extracted.text or "").strip():
-        raise Unreadable("no main text found in the HTML")
+        raise Unreadable(NO_MAIN_TEXT)
+    lines = [line.strip() for line in extracted.text.splitlines() if line.strip()]
+    if _only_links(raw, lines):
+        # trafilatura falls back to whatever text there is: on a page of menus, the menu.
+        raise Unreadable(NO_MAIN_TEXT, "only navigation links")
     # One paragraph per extracted line, blank lines between: the paragraph
     # breaks that chunking respects.
-    lines = [line.strip() for line in extracted.text.splitlines() if line.strip()]
     return "\n\n".join(lines) + "\n", (extracted.title or "").strip()
 
 
-def _pdf(raw: bytes) -> tuple[str, tuple[int, ...], str]:
+def _only_links(raw: bytes, lines: list[str]) -> bool:
+    """Whether every extracted line with a letter or digit is the text of a link."""
+    import lxml.html
+    from lxml.etree import ParserError
+
+    try:
+        tree = lxml.html.fromstring(raw)
+    except (ParserError, ValueError):
+        return False
+    links = {" ".join(anchor.text_content().split()) for anchor in tree.iter("a")}
+    return all(" ".join(line.split()) in links for line in lines if any(c.isalnum() for c in line))
+
+
+def _pdf(raw: bytes, report: Callable[[float], None]) -> tuple[str, tuple[int, ...], str]:
     import io
     import logging
 
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(raw))
-        if reader.is_encrypted:
-            raise Unreadable("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        # Many PDFs are encrypted only to set permissions, with an empty user password: open those.
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            raise Unreadable(ENCRYPTED, "needs a password")
+        pages = []
+        for number, page in enumerate(reader.pages, start=1):
+            pages.append(page.extract_text() or "")
+            report(number / len(reader.pages))
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except Unreadable:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as error:
-        raise Unreadable(f"malformed PDF: {error}") from error
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError, NotImplementedError) as error:
+        raise Unreadable(BAD_PDF, str(error)) from error
     parts, page_starts, position = [], [], 0
     for page in pages:
         page_starts.append(position)
@@ -127,7 +264,7 @@ def _pdf(raw: bytes) -> tuple[str, tuple[int, ...], str]:
         position += len(text)
     text = "".join(parts)
     if not text.strip():
-        raise Unreadable("no text in the PDF (scanned images?)")
+        raise Unreadable(NO_PDF_TEXT, "scanned images?")
     return text, tuple(page_starts), title or _first_line(text)
 
 
@@ -148,14 +285,18 @@ def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
             entries = list(directory.iterdir())
         except OSError as error:
             name = directory.relative_to(root).as_posix() + "/"
-            skipped.append(Skipped(name, f"directory cannot be listed ({error.strerror or error})"))
+            skipped.append(Skipped(name, UNLISTABLE, error.strerror or str(error)))
             continue
         for entry in entries:
+            is_directory = entry.is_dir() and not entry.is_symlink()
             if entry.name.startswith("."):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
+                # A hidden directory (.git) is one entry, not thousands.
+                skipped.append(Skipped(entry.relative_to(root).as_posix() + ("/" if is_directory else ""), HIDDEN))
+            elif is_directory:
                 stack.append(entry)
-            elif entry.is_file() or entry.is_symlink():
+            elif entry.is_dir():
+                skipped.append(Skipped(entry.relative_to(root).as_posix() + "/", DIRECTORY_LINK))
+            else:
                 yield entry
 
 

@@ -40,7 +40,12 @@ class Passage:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file the build passed over, and why."""
+    """A file the build passed over: `reason` is a short, stable category (see index.load), `detail` the specifics."""
 
     source: str
     reason: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        """The reason with its detail, e.g. "too large (25.0 MB > 20.0 MB limit)"."""
+        return f"{self.reason} ({self.detail})" if self.detail else self.reason

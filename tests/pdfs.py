@@ -1,4 +1,4 @@
-"""A tiny PDF writer for tests: one text line per page, standard Helvetica."""
+"""A tiny PDF writer for tests: text lines on pages, standard Helvetica (no external tools)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,16 @@ def make_pdf(pages: list[list[str]]) -> bytes:
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def encrypt_pdf(raw: bytes, user_password: str, algorithm: str = "AES-256") -> bytes:
+    """`raw` encrypted by pypdf; an empty `user_password` opens it (only the owner's is set)."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(raw)))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm=algorithm)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

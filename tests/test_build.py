@@ -14,7 +14,7 @@ def test_build_indexes_documents_and_reports_skipped_files(tmp_path):
     write_corpus(tmp_path, {"bees.txt": TEXT, "notes/empty.md": "", "bad.txt": b"\xff\xfe\xfa"})
     summary = build_index(make_settings(tmp_path))
     assert (summary.documents, summary.passages, summary.sentences) == (1, 1, 3)
-    assert {(s.source, s.reason) for s in summary.skipped} == {("notes/empty.md", "empty"), ("bad.txt", "not valid UTF-8 (byte 0)")}
+    assert {(s.source, s.describe()) for s in summary.skipped} == {("notes/empty.md", "empty"), ("bad.txt", "bad encoding (not valid UTF-16 at byte 2)")}
     manifest = store.Manifest.read(store.current_generation(tmp_path / "index"))
     assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384
 
