@@ -246,7 +246,7 @@ def _discord(settings: Settings, arguments: argparse.Namespace) -> int:
 def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.feedback import FeedbackStore
 
-    store = FeedbackStore(settings.feedback_db)
+    store = FeedbackStore(settings.feedback_db, settings.feedback_retention_days)
     lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in store.export()]
     store.close()
     if arguments.output:
