@@ -56,13 +56,16 @@ class MentionLimiter:
         self.rate, self.per = rate, per
         self._buckets: dict[int, app_commands.Cooldown] = {}
         self._warned: set[int] = set()
+        self._next_prune = 0.0
 
     def retry_after(self, user_id: int, now: float | None = None) -> float:
         """Seconds until `user_id` may ask again (0: ask now, which uses up one question)."""
         now = time.time() if now is None else now
-        for stale in [user for user, bucket in self._buckets.items() if bucket.get_tokens(now) == self.rate]:
-            del self._buckets[stale]
-            self._warned.discard(stale)
+        if now >= self._next_prune:  # once a window: the sweep costs one look at every recent asker
+            self._next_prune = now + self.per
+            for stale in [user for user, bucket in self._buckets.items() if bucket.get_tokens(now) == self.rate]:
+                del self._buckets[stale]
+                self._warned.discard(stale)
         bucket = self._buckets.setdefault(user_id, app_commands.Cooldown(self.rate, self.per))
         retry_after = bucket.update_rate_limit(now)
         if not retry_after:

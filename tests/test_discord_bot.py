@@ -1,3 +1,5 @@
+import shutil
+
 import discord
 import discord.ext.test as dpytest
 import pytest
@@ -15,12 +17,21 @@ HIVE = ("Honey bees live in hives of about fifty thousand workers. The queen lay
 ADMIN = discord.Permissions(manage_guild=True)
 
 
+@pytest.fixture(scope="module")
+def hive(tmp_path_factory):
+    """The bees corpus and its index, built once; each test gets its own copy."""
+    root = tmp_path_factory.mktemp("hive")
+    write_corpus(root, {"bees.txt": HIVE})
+    build_index(make_settings(root))
+    return root
+
+
 @pytest.fixture
-async def bot(tmp_path):
-    write_corpus(tmp_path, {"bees.txt": HIVE})
+async def bot(tmp_path, hive):
+    for part in ("corpus", "index"):
+        shutil.copytree(hive / part, tmp_path / part)
     settings = make_settings(tmp_path, feedback_db=tmp_path / "feedback.sqlite", discord_cooldown_rate=3,
                              discord_owner_ids=[7])
-    build_index(settings)
     client = await offline(VerbatimBot(settings, Answerer(settings)))
     client.add_view(AnswerView(client))
     yield client
