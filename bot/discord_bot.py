@@ -96,6 +96,9 @@ class AnswerView(discord.ui.View):
         await interaction.response.send_message(NOT_HERE, ephemeral=True)
         return False
 
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
+        await send_private(interaction, user_message(error, self.bot.settings, f"button {item.custom_id}"))
+
     @discord.ui.button(label="Show context", style=discord.ButtonStyle.secondary, custom_id="verbatim:context")
     async def show_context(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         quotes = self.bot.feedback.quotes(interaction.message.id) if interaction.message else None
@@ -139,12 +142,17 @@ class VerbatimTree(app_commands.CommandTree):
             message = "Only members with the Manage Server permission (or the bot's owners) can do that."
         elif isinstance(error, app_commands.NoPrivateMessage):
             message = "That command works in a server, not in direct messages."
-        elif isinstance(original, VerbatimError):
-            message = without_paths(str(original), self.client.settings)
         else:
-            log.error("error in /%s", getattr(interaction.command, "name", "?"), exc_info=original)
-            message = "Something went wrong on my side; it has been logged."
+            message = user_message(original, self.client.settings, f"/{getattr(interaction.command, 'name', '?')}")
         await send_private(interaction, message)
+
+
+def user_message(error: BaseException, settings: Settings, where: str) -> str:
+    """What a user may read about an error: ours without server paths, anything else only logged."""
+    if isinstance(error, VerbatimError):
+        return without_paths(str(error), settings)
+    log.error("error in %s", where, exc_info=error)
+    return "Something went wrong on my side; it has been logged."
 
 
 async def think_publicly(interaction: discord.Interaction) -> None:

@@ -159,12 +159,12 @@ async def test_buttons_show_context_and_record_feedback(bot):
     stale = bot.feedback.quotes(reply.id)[0]
     moved = type(stale)(stale.text, stale.source, stale.start + 1, stale.end + 1, stale.line, stale.score)
     assert "changed since" in bot.contexts([moved])[0]
-    vote = FakeInteraction(bot, "ask", {"question": "x"}, user_id=77)
+    vote = FakeInteraction(bot, "ask", {"question": "x"}, user_id=123456789012345678)
     vote.message = press.message
     await view.thumbs_up.callback(vote)
     (record,) = list(bot.feedback.export())
     assert record["vote"] == 1 and record["question"] == "How many eggs does the queen lay a day?"
-    assert "77" not in record["user_hash"]
+    assert "123456789012345678" not in str(record)
 
 
 async def test_a_mention_is_answered_in_the_channel(bot):
@@ -284,3 +284,14 @@ def test_mention_cooldowns_forget_users_whose_window_has_passed():
     assert limiter.retry_after(1, now=1001.0) > 0
     assert limiter.retry_after(5000, now=1040.0) == 0
     assert len(limiter) == 1
+
+
+async def test_a_button_that_fails_answers_privately_without_paths(bot):
+    reply = (await ask(bot, "How many eggs does the queen lay a day?")).followup.sent[0]
+    (bot.settings.feedback_db.parent / "feedback.sqlite.key").write_text("damaged\n")
+    vote = FakeInteraction(bot, "ask", {"question": "x"}, user_id=77)
+    vote.message = type("Message", (), {"id": reply.id})()
+    await reply.view._scheduled_task(reply.view.thumbs_up, vote)  # as discord.py runs a press
+    (told,) = vote.all_sent
+    assert told.ephemeral and "does not hold a feedback secret" in told.content
+    assert str(bot.settings.feedback_db.parent) not in told.content
