@@ -391,8 +391,12 @@ class VerbatimBot(discord.Client):
         except VerbatimError as error:
             await message.reply(f"{error}. Ask me like this: @{self.user.name} What is this article about?", mention_author=False)
             return
-        async with message.channel.typing():
-            embed, answer = await self.answer_to_embed(question)
+        try:
+            async with message.channel.typing():
+                embed, answer = await self.answer_to_embed(question)
+        except Exception as error:  # the asker hears of it; discord.py would only log it
+            await message.reply(user_message(error, self.settings, "a mention"), mention_author=False)
+            return
         view = AnswerView(self) if answer.answered else discord.utils.MISSING
         sent = await self._reply_in_thread(message, question, embed, view)
         if answer.answered:

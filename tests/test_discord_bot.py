@@ -295,3 +295,15 @@ async def test_a_button_that_fails_answers_privately_without_paths(bot):
     (told,) = vote.all_sent
     assert told.ephemeral and "does not hold a feedback secret" in told.content
     assert str(bot.settings.feedback_db.parent) not in told.content
+
+
+async def test_a_mention_that_fails_gets_a_short_reply_without_paths(bot, monkeypatch):
+    index = bot.settings.index_dir.resolve()
+
+    def damaged(question, top=None):
+        raise VerbatimError(f"the index in {index} is damaged: rebuild it")
+
+    monkeypatch.setattr(bot.answerer, "answer", damaged)
+    bot.settings = bot.settings.model_copy(update={"discord_mention_threads": False})
+    await dpytest.message(f"<@{bot.user.id}> How many eggs does the queen lay a day?")
+    assert dpytest.get_message().content == "the index in … is damaged: rebuild it"
