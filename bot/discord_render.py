@@ -6,9 +6,12 @@ gateway. A quote is never cut to fit: fewer quotes are shown instead.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import discord
 
-from bot.render import REFUSAL
+from bot.render import refusal_line
 from bot.types import Answer, Quote
 
 TITLE_MAX = 256
@@ -19,6 +22,8 @@ FOOTER_MAX = 2048
 FIELDS_MAX = 25
 EMBED_TOTAL_MAX = 6000
 MESSAGE_MAX = 2000
+# A citation shown in running text (a path can be 4,096 characters long).
+CITATION_MAX = 500
 
 CONFIDENT = discord.Colour.green()
 TENTATIVE = discord.Colour.gold()
@@ -31,6 +36,45 @@ CONFIDENT_MARGIN = 0.3
 def safe(text: str) -> str:
     """Document text made inert: no markdown, no mentions (links stay clickable)."""
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text, as_needed=False, ignore_links=True))
+
+
+# The rest of a path: path characters, not ending on punctuation.
+_PATH_TAIL = r"(?:[^\s'\"`<>()]*[^\s'\"`<>().,:;!?])?"
+# An absolute path: a slash not inside a word or URL, then the rest.
+_ABSOLUTE_PATH = r"(?<![\w:/.~-])~?/" + _PATH_TAIL
+
+
+def without_paths(text: str, settings) -> str:
+    """An error message fit for Discord: the server's paths (settings' and any absolute one) become "…"."""
+    known = set()
+    for path in (settings.corpus_dir, settings.index_dir, settings.cache_path, settings.feedback_db):
+        known |= {str(Path(path)), str(Path(path).resolve())} - {"", "."}
+    named = [re.escape(path) + _PATH_TAIL for path in sorted(known, key=len, reverse=True)]
+    return re.sub("|".join(named + [_ABSOLUTE_PATH]), "…", text)
+
+
+def fit(text: str, limit: int) -> str:
+    """`safe(text)` in at most `limit` characters: clipped with "…" before an escape, never inside one."""
+    shown = safe(text)
+    if len(shown) <= limit:
+        return shown
+    keep = limit - 1
+    while keep > 0 and len(shown := safe(text[:keep])) > limit - 1:
+        keep -= max(1, len(shown) - (limit - 1))
+    return safe(text[:keep]) + "…"
+
+
+def code_span(text: str, limit: int = 200) -> str:
+    """`text` as inline code, in at most `limit` characters.
+
+    Code spans show their content literally, so nothing inside is escaped; the span is always closed.
+    """
+    text = text.replace("\n", " ")
+    if "``" in text:
+        text = text.replace("`", "\u02cb")  # a look-alike: no fence can hold a run of backticks
+    fence, pad = ("``", " ") if "`" in text else ("`", "")
+    room = limit - 2 * (len(fence) + len(pad))
+    return f"{fence}{pad}{_clip(text, room)}{pad}{fence}"
 
 
 def block_quote(text: str) -> str:
@@ -49,7 +93,8 @@ def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
     title = _clip(answer.question, TITLE_MAX)
     footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
     if not answer.answered:
-        embed = discord.Embed(title=title, description=REFUSAL, colour=REFUSED)
+        # The closest passage is named so people can check, never quoted as if it answered.
+        embed = discord.Embed(title=title, description=fit(refusal_line(answer), DESCRIPTION_MAX), colour=REFUSED)
         embed.set_footer(text=footer)
         return embed
     sure = answer.confidence >= min_confidence + CONFIDENT_MARGIN
@@ -66,21 +111,23 @@ def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
     if not embed.fields:
         # Even the best quote is too long for a field: give it the description alone, or say so.
         quote = answer.quotes[0]
-        text = block_quote(quote.text) + f"\n— **{safe(quote.citation())}**"
+        citation = fit(quote.citation(), CITATION_MAX)
+        text = block_quote(quote.text) + f"\n— **{citation}**"
         embed.description = text if len(text) <= DESCRIPTION_MAX else (
-            f"The best passage is too long to show here; see {safe(quote.citation())}."
+            f"The best passage is too long to show here; see {citation}."
         )
     return embed
 
 
 def context_text(quote: Quote, document_text: str, around: int = 300) -> str:
     """The passage around a quote, the quote in bold, within a message's limit."""
+    citation = f"**{fit(quote.citation(), CITATION_MAX)}**"
     while True:
         before = document_text[max(0, quote.start - around) : quote.start]
         after = document_text[quote.end : quote.end + around]
-        text = (f"**{safe(quote.citation())}**\n…{safe(before)}**{safe(quote.text)}**{safe(after)}…")
+        text = f"{citation}\n…{safe(before)}**{safe(quote.text)}**{safe(after)}…"
         if len(text) <= MESSAGE_MAX or around == 0:
-            return text if len(text) <= MESSAGE_MAX else f"**{safe(quote.citation())}**: too long to show in Discord."
+            return text if len(text) <= MESSAGE_MAX else f"{citation}: too long to show in Discord."
         around //= 2
 
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     watch_debounce_ms: int = Field(1600, ge=50)
     discord_token: SecretStr | None = None
     discord_guild_ids: list[int] = Field(default_factory=list)
+    discord_allowed_guild_ids: list[int] = Field(default_factory=list)
+    discord_allow_dms: bool = False
     discord_owner_ids: list[int] = Field(default_factory=list)
     discord_mentions: bool = True
     discord_mention_threads: bool = True
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     discord_cooldown_rate: int = Field(3, ge=1)
     discord_cooldown_seconds: float = Field(30, gt=0)
     feedback_db: Path = Path("var/feedback.sqlite")
+    feedback_retention_days: float = Field(90, gt=0)
 
     @property
     def cache_path(self) -> Path:
