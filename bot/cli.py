@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     index_commands = index.add_subparsers(metavar="ACTION")
     build = index_commands.add_parser("build", help="index the corpus (skipped when up to date)", parents=[common])
     build.add_argument("--full", action="store_true", help="rebuild even if the index looks up to date")
+    build.add_argument("--allow-empty", "--force", dest="allow_empty", action="store_true",
+                       help="publish the index even if it drops all or most of the indexed documents")
+    build.add_argument("--verbose", "-v", action="store_true", help="name every skipped file, not just the first few")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.set_defaults(handler=_index_build)
     status = index_commands.add_parser("status", help="describe the current index", parents=[common])
@@ -70,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_index_show)
     watch = index_commands.add_parser("watch", help="rebuild incrementally whenever the corpus changes", parents=[common])
     watch.add_argument("--json", action="store_true", help="print each build's summary as JSON")
+    watch.add_argument("--verbose", "-v", action="store_true", help="name every skipped file, not just the first few")
     watch.set_defaults(handler=_index_watch)
 
     ask = commands.add_parser(
@@ -120,16 +124,24 @@ def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.build import build_index
 
     with _progress_bars() as progress:
-        summary = build_index(settings, progress, force=arguments.full)
-    _print_build(summary, arguments.json)
+        summary = build_index(settings, progress, force=arguments.full, allow_drop=arguments.allow_empty)
+    _print_build(summary, arguments.json, arguments.verbose)
     return EXIT_OK
 
 
-def _print_build(summary, as_json: bool) -> None:
+def _print_build(summary, as_json: bool, verbose: bool = False) -> None:
     from dataclasses import asdict
 
-    for skipped in summary.skipped:
-        print(f"verbatim: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    from index.build import summarise_skips
+
+    if verbose:
+        for skipped in summary.skipped:
+            print(f"verbatim: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    elif summary.skipped:
+        # Thousands of skipped files must not bury the summary: counts by reason, a few names each.
+        print(f"verbatim: skipped {len(summary.skipped)} files (--verbose names each):", file=sys.stderr)
+        for line in summarise_skips(summary.skipped):
+            print(f"  {line}", file=sys.stderr)
     if as_json:
         print(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}), flush=True)
         return
@@ -154,7 +166,7 @@ def _index_watch(settings: Settings, arguments: argparse.Namespace) -> int:
     try:
         with _progress_bars() as progress:
             for summary in watch(settings, progress):
-                _print_build(summary, arguments.json)
+                _print_build(summary, arguments.json, arguments.verbose)
     except KeyboardInterrupt:
         print("stopped watching", file=sys.stderr)
     return EXIT_OK
