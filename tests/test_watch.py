@@ -20,3 +20,24 @@ def test_watch_builds_now_and_again_after_a_change(tmp_path):
     stop.set()
     worker.join(timeout=10)
     assert not worker.is_alive()
+
+
+def test_the_watch_filter_ignores_verbatims_own_writes_inside_the_corpus(tmp_path, monkeypatch):
+    from watchfiles import Change
+
+    from config import load_settings
+    from index.watch import corpus_change_filter
+
+    corpus = write_corpus(tmp_path, {"notes.txt": "Notes."})
+    # The default settings, run from inside the corpus: var/index, its cache and the feedback database under it.
+    monkeypatch.chdir(corpus)
+    accept = corpus_change_filter(load_settings(corpus_dir="."))
+    own = ["var/index/build.lock", "var/index/CURRENT", "var/index/.CURRENT.1a2b.tmp",
+           "var/index/gen-20261125T000000.000000000-abcd/meta.sqlite", "var/index/.building-0123/passages.faiss",
+           "var/index/cache/embeddings.sqlite-wal", "var/index/cache/onnx-0123/model.onnx",
+           "var/feedback.sqlite", "var/feedback.sqlite-journal"]
+    for name in own:  # watchfiles reports absolute paths
+        assert not accept(Change.modified, str(corpus / name)), name
+    for name in ["notes.txt", "var/handbook.md", "var/indexes.txt", "guide/index/intro.md"]:
+        assert accept(Change.added, str(corpus / name)), name
+    assert not accept(Change.modified, str(corpus / ".git" / "index"))  # watchfiles' usual ignores still apply
