@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from bot.answer import Answerer
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus
@@ -24,29 +22,13 @@ CAT_QUESTION = "What do the keepers feed the lighthouse cat?"
 PIER_QUESTION = "Where do passengers board the ferry?"
 
 
-@pytest.fixture
-def running(tmp_path):
-    """A built index and an answerer started on it, as the bot or `chat` holds one."""
-    write_corpus(tmp_path, {**FILLER, "cat.txt": CAT, "ferry.txt": ROUTE})
-    settings = make_settings(tmp_path)
-    build_index(settings)
-    answerer = Answerer(settings)
-    assert "tuna" in first_quote(answerer, CAT_QUESTION).text
-    assert "north pier" in first_quote(answerer, PIER_QUESTION).text
-    return settings, answerer
-
-
 def first_quote(answerer: Answerer, question: str):
     answer = answerer.answer(question)
     assert answer.answered, question
     for quote in answer.quotes:  # verbatim: cut from the text the index now holds
-        text = answerer.searcher.document_text(_document_id(answerer, quote.source))
+        text = answerer.searcher.document_text(answerer.searcher.document_info(quote.source)["id"])
         assert text[quote.start : quote.end] == quote.text
     return answer.quotes[0]
-
-
-def _document_id(answerer: Answerer, source: str) -> int:
-    return answerer.searcher.document_info(source)["id"]
 
 
 def rewrite(path, text: str) -> None:
@@ -56,41 +38,41 @@ def rewrite(path, text: str) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_a_same_size_edit_is_seen(running):
-    settings, answerer = running
+def test_each_kind_of_edit_is_seen_by_an_answerer_already_running(tmp_path):
+    write_corpus(tmp_path, {**FILLER, "cat.txt": CAT, "ferry.txt": ROUTE})
+    settings = make_settings(tmp_path)
+    corpus = settings.corpus_dir
+    build_index(settings)
+    answerer = Answerer(settings)  # as the bot or `chat` holds one, across every rebuild below
+    assert "tuna" in first_quote(answerer, CAT_QUESTION).text
+    assert "north pier" in first_quote(answerer, PIER_QUESTION).text
+
+    # A same-size edit.
     edited = CAT.replace("tuna", "fish")
     assert len(edited) == len(CAT)
-    rewrite(settings.corpus_dir / "cat.txt", edited)
+    rewrite(corpus / "cat.txt", edited)
     summary = build_index(settings)
     assert (summary.changed, summary.up_to_date) == (1, False)
     quote = first_quote(answerer, CAT_QUESTION)
     assert "fish" in quote.text and "tuna" not in quote.text
 
-
-def test_an_edit_in_the_middle_of_a_document_is_seen(running):
-    settings, answerer = running
-    rewrite(settings.corpus_dir / "ferry.txt", ROUTE.replace("north pier", "south quay"))
+    # An edit in the middle of a document (same size too); the paragraphs around it keep their places.
+    rewrite(corpus / "ferry.txt", ROUTE.replace("north pier", "south quay"))
     assert build_index(settings).changed == 1
     quote = first_quote(answerer, PIER_QUESTION)
     assert "south quay" in quote.text and "north pier" not in quote.text
-    # The paragraphs around the edit are still quoted from the new text at their places.
     assert "at dawn" in first_quote(answerer, "When does the ferry leave the harbour?").text
 
-
-def test_a_deleted_document_is_never_quoted_again(running):
-    settings, answerer = running
-    (settings.corpus_dir / "cat.txt").unlink()
-    assert build_index(settings).removed == 1
-    answer = answerer.answer(CAT_QUESTION)
-    assert all(quote.source != "cat.txt" for quote in answer.quotes)
-    assert answerer.searcher.document_info("cat.txt") is None
-
-
-def test_a_renamed_document_is_cited_by_its_new_name_only(running):
-    settings, answerer = running
-    (settings.corpus_dir / "cat.txt").rename(settings.corpus_dir / "pets.txt")
+    # A rename: cited by its new name only.
+    (corpus / "cat.txt").rename(corpus / "pets.txt")
     summary = build_index(settings)
     assert (summary.added, summary.removed) == (1, 1)
     quote = first_quote(answerer, CAT_QUESTION)
-    assert quote.source == "pets.txt" and "tuna" in quote.text
+    assert quote.source == "pets.txt" and "fish" in quote.text
     assert answerer.searcher.document_info("cat.txt") is None
+
+    # A deletion: never quoted again.
+    (corpus / "pets.txt").unlink()
+    assert build_index(settings).removed == 1
+    assert all(quote.source != "pets.txt" for quote in answerer.answer(CAT_QUESTION).quotes)
+    assert answerer.searcher.document_info("pets.txt") is None
