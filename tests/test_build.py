@@ -1,12 +1,11 @@
 import os
-import shutil
 
 import pytest
 
 from index import store
 from index.build import build_index, check_drop
 from index.errors import BuildLocked, CorpusMissing, WouldDropDocuments
-from tests.conftest import SHARED_CACHE, make_settings, write_corpus
+from tests.conftest import SHARED_CACHE, make_settings, settings_with_own_cache, write_corpus
 
 TEXT = "Bees make honey in hives. Honey keeps for years.\n\nWasps do not make honey at all."
 
@@ -49,7 +48,7 @@ def test_missing_corpus_and_concurrent_builds_are_clear_errors(tmp_path):
 
 def test_rebuilds_embed_only_what_changed_and_report_it(tmp_path):
     write_corpus(tmp_path, {"bees.txt": TEXT, "ants.txt": "Ants farm aphids for honeydew.", "moths.txt": "Moths fly at night."})
-    settings = _settings_with_own_cache(tmp_path)  # an empty embedding cache
+    settings = settings_with_own_cache(tmp_path)  # an empty embedding cache
     first = build_index(settings)
     # bees: a passage and its 3 sentences; ants and moths: one sentence each, which is also the passage.
     assert (first.added, first.embedded) == (3, 6)
@@ -86,19 +85,10 @@ def test_a_salted_corpus_builds_every_good_document_and_names_every_bad_one(tmp_
     assert all(s.reason for s in summary.skipped)
 
 
-def _settings_with_own_cache(tmp_path):
-    """Settings with a private cache directory that still reuses the session's ONNX export."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for export in SHARED_CACHE.glob("onnx-*"):
-        shutil.copytree(export, cache / export.name, copy_function=os.link)
-    return make_settings(tmp_path, cache_dir=cache)
-
-
 def test_a_corrupt_embedding_cache_is_rebuilt_not_fatal_even_for_full_builds(tmp_path, capsys):
     write_corpus(tmp_path, {"bees.txt": TEXT})
     build_index(make_settings(tmp_path))  # makes sure the session's ONNX export exists
-    settings = _settings_with_own_cache(tmp_path)
+    settings = settings_with_own_cache(tmp_path)
     cache_file = settings.cache_path / "embeddings.sqlite"
     for round_number, force in enumerate([False, True]):
         cache_file.write_bytes(b"garbage, not a database " * 100)

@@ -71,3 +71,20 @@ def test_a_damaged_onnx_export_is_a_model_error_not_a_crash(seed_settings, tmp_p
     (export / name).unlink()
     with pytest.raises(ModelUnavailable):
         OnnxEmbedder(export)
+
+
+def test_a_damaged_cached_export_is_made_again_with_a_warning(tmp_path, capsys):
+    from index.engine import _cached_export  # where the build keeps its export
+    from tests.conftest import make_settings, settings_with_own_cache, write_corpus
+
+    write_corpus(tmp_path, {"owls.txt": "Owls hunt at night."})
+    build_index(make_settings(tmp_path))  # the session's export exists
+    settings = settings_with_own_cache(tmp_path)
+    build_index(settings)
+    export = _cached_export(settings)
+    (export / "model.onnx").unlink()  # the live generation keeps its own link to the good file
+    (export / "model.onnx").write_bytes(b"garbage")
+    write_corpus(tmp_path, {"bats.txt": "Bats hunt at dusk."})
+    assert build_index(settings).documents == 2
+    assert "cached ONNX export" in capsys.readouterr().err
+    assert Answerer(settings).answer("When do bats hunt?").quotes[0].text == "Bats hunt at dusk."
