@@ -149,8 +149,10 @@ class Searcher:
                 self._open(generation, settings)
             except (IndexCorrupt, IndexMismatch):
                 continue
-            warn(f"the live index is damaged ({damage}); answering from the previous intact index "
-                 f"{generation.name} (built {self.manifest.built_at}) until a build replaces it")
+            # The damage names its own remedy (`index build --full`): say it once, at the end.
+            reason = str(damage).split("; run `")[0]
+            warn(f"the live index is damaged: {reason}; answering from the previous intact index {generation.name} "
+                 f"(built {self.manifest.built_at}) until `verbatim index build --full` replaces it")
             return
         raise damage
 
