@@ -15,11 +15,14 @@ from index.notice import warn
 _WAKE_MS = 200
 
 
-def watch(settings: Settings, progress: Progress | None = None, stop_event=None) -> Iterator[BuildSummary]:
+def watch(
+    settings: Settings, progress: Progress | None = None, stop_event=None,
+    on_refused: Callable[[WouldDropDocuments], None] | None = None,
+) -> Iterator[BuildSummary]:
     """Build now, then again after each settled batch of changes; yields each summary.
 
     It never publishes an index that drops most documents (no `allow_drop`):
-    such a change is reported and the watch goes on.
+    such a build is handed to `on_refused` (default: a warning) and the watch goes on.
     """
     from watchfiles import watch as watch_files
 
@@ -39,7 +42,11 @@ def watch(settings: Settings, progress: Progress | None = None, stop_event=None)
         except BuildLocked:
             continue  # another build (the CLI, /reindex) is on it; the next change retries
         except WouldDropDocuments as refusal:
-            warn(str(refusal))
+            (on_refused or _warn_refused)(refusal)
+
+
+def _warn_refused(refusal: WouldDropDocuments) -> None:
+    warn(str(refusal))
 
 
 def corpus_change_filter(settings: Settings) -> Callable[[object, str], bool]:
