@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     index_commands = index.add_subparsers(metavar="ACTION")
     build = index_commands.add_parser("build", help="index the corpus (skipped when up to date)", parents=[common])
     build.add_argument("--full", action="store_true", help="rebuild even if the index looks up to date")
+    build.add_argument("--allow-empty", "--force", dest="allow_empty", action="store_true",
+                       help="publish the index even if it drops all or most of the indexed documents")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.add_argument("--verbose", "-v", action="store_true", help="name every skipped file and why")
     build.set_defaults(handler=_index_build)
@@ -128,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_index_show)
     watch = index_commands.add_parser("watch", help="rebuild incrementally whenever the corpus changes", parents=[common])
     watch.add_argument("--json", action="store_true", help="print each build's summary as JSON")
+    watch.add_argument("--verbose", "-v", action="store_true", help="name every skipped file, not just the first few")
     watch.set_defaults(handler=_index_watch)
 
     ask = commands.add_parser(
@@ -203,7 +206,7 @@ def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
 
     _check_build_paths(settings)
     with _progress_bars() as progress:
-        summary = build_index(settings, progress, force=arguments.full)
+        summary = build_index(settings, progress, force=arguments.full, allow_drop=arguments.allow_empty)
     _print_build(summary, arguments.json, arguments.verbose)
     return EXIT_OK
 
@@ -249,7 +252,7 @@ def _index_watch(settings: Settings, arguments: argparse.Namespace) -> int:
     try:
         with _progress_bars() as progress:
             for summary in watch(settings, progress):
-                _print_build(summary, arguments.json)
+                _print_build(summary, arguments.json, arguments.verbose)
     except KeyboardInterrupt:
         print("stopped watching", file=sys.stderr)
     return EXIT_OK

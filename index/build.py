@@ -22,10 +22,12 @@ import numpy as np
 from config import Settings
 from index import store
 from index.chunk import LineIndex, chunk
-from index.errors import BuildLocked, IndexCorrupt, IndexMissing
+from index.errors import BuildLocked, IndexCorrupt, IndexMissing, WouldDropDocuments
 from index.lexical import build_lexical
 from index.load import Unreadable, discover, read_document
 from index.types import Document, Passage, Skipped
+
+
 
 
 class Progress(Protocol):
@@ -79,10 +81,24 @@ class _Previous:
     generation: Path | None = None
     manifest: store.Manifest | None = None
     documents: dict[str, tuple[str, int]] = field(default_factory=dict)  # source -> (sha256, id)
+    damaged: str | None = None  # the live generation, when it could not be read
 
 
-def build_index(settings: Settings, progress: Progress | None = None, force: bool = False) -> BuildSummary:
-    """Index the corpus into a new generation, unless the current one already matches it."""
+# A build that would drop more than this share of the indexed documents (of
+# at least DROP_GUARD_MIN of them), or all of them, is refused without
+# allow_drop: an unmounted or emptied corpus looks exactly like that.
+DROP_GUARD_SHARE = 0.5
+DROP_GUARD_MIN = 5
+
+
+def build_index(
+    settings: Settings, progress: Progress | None = None, force: bool = False, allow_drop: bool = False
+) -> BuildSummary:
+    """Index the corpus into a new generation, unless the current one already matches it.
+
+    Raises WouldDropDocuments rather than publish an index that loses all or most
+    documents, unless `allow_drop` (`--allow-empty`) says that is intended.
+    """
     progress = progress or SilentProgress()
     started = time.perf_counter()
     with _build_lock(settings.index_dir):
@@ -102,14 +118,29 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
         if not full_reason and previous.generation and current == old:
             return BuildSummary(0, 0, 0, tuple(skipped), time.perf_counter() - started,
                                 previous.generation.name, up_to_date=True, **counts)
+        if not allow_drop:
+            check_drop(len(old), counts["removed"])
         generation, embedded = _write_generation(settings, documents, progress, use_cache=not force)
-        store.remove_stale(settings.index_dir)
+        # A damaged generation is no fallback: keep the intact one before it instead.
+        store.remove_stale(settings.index_dir, damaged=previous.damaged)
     manifest = store.Manifest.read(generation)
     return BuildSummary(
         manifest.documents, manifest.passages, manifest.sentences, tuple(skipped),
         time.perf_counter() - started, generation.name, embedded=embedded,
         full_reason=full_reason if previous.generation else "", **counts,
     )
+
+
+def check_drop(indexed: int, removed: int) -> None:
+    """Raise WouldDropDocuments if removing `removed` of `indexed` documents looks like a lost corpus."""
+    if indexed == 0 or removed == 0:
+        return
+    if removed == indexed or (indexed >= DROP_GUARD_MIN and removed > DROP_GUARD_SHARE * indexed):
+        raise WouldDropDocuments(
+            f"the corpus no longer holds {removed} of the {indexed} indexed documents; the index was left as it "
+            "was (is the corpus directory empty, moved or unmounted?). If they were removed on purpose, "
+            "run `verbatim index build --allow-empty`"
+        )
 
 
 def load_corpus(
@@ -168,10 +199,15 @@ def _reuse(stored, source: str, reusable: dict[str, tuple[str, int]], file) -> D
 def _previous(settings: Settings) -> _Previous:
     try:
         generation = store.current_generation(settings.index_dir)
+    except (IndexMissing, IndexCorrupt):
+        return _Previous()  # nothing to build on: a full build follows
+    try:
         manifest = store.Manifest.read(generation)
+        # Unchanged files take their text from this database: it must be intact.
+        store.verify(generation, manifest, names=(store.METADATA,))
         documents = store.indexed_documents(generation)
-    except (IndexMissing, IndexCorrupt, OSError, ValueError, sqlite3.Error):
-        return _Previous()  # nothing usable to build on: a full build follows
+    except (IndexCorrupt, OSError, ValueError, sqlite3.Error):
+        return _Previous(damaged=generation.name)  # a full build follows, and replaces it
     return _Previous(generation, manifest, documents)
 
 

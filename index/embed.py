@@ -75,22 +75,28 @@ class OnnxEmbedder:
 
         from index.onnx_export import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
 
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        try:
+            config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            self.dimension = int(config["dimension"])
+            self._pooling = config["pooling"]
+            self._normalize = bool(config["normalize"])
+            self._input_names = config["input_names"]
+            self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            self._tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
+            self._tokenizer.enable_padding()
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.log_severity_level = 3
+            self._session = onnxruntime.InferenceSession(
+                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # json, tokenizers and onnxruntime each raise their own kinds
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelUnavailable(
+                f"cannot load the ONNX model in {directory} ({reason}); run `verbatim index build --full`"
+            ) from error
         self.name = str(directory)
-        self.dimension = int(config["dimension"])
         self.batch_chars = 2000
-        self._pooling = config["pooling"]
-        self._normalize = bool(config["normalize"])
-        self._input_names = config["input_names"]
-        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        self._tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
-        self._tokenizer.enable_padding()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
 
     def embed(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text, in the order given."""

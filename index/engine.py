@@ -16,6 +16,7 @@ from pathlib import Path
 from config import Settings
 from index.embed import OnnxEmbedder, load_embedder, resolve_model
 from index.errors import ModelUnavailable
+from index.notice import warn
 from index.onnx_export import FILES, NotExportable, export
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
@@ -42,11 +43,23 @@ def build_engine(settings: Settings, generation_dir: Path) -> Engine:
             raise ModelUnavailable(f"cannot export {settings.model!r} to ONNX: {reason}") from None
         reference = load_embedder(settings.model, settings.embed_batch_chars)
         return Engine(reference, SENTENCE_TRANSFORMERS, f"no ONNX export: {reason}")
-    for name in FILES:
-        _link_or_copy(exported / name, generation_dir / name)
-    embedder = OnnxEmbedder(generation_dir)
+    try:
+        embedder = _linked_embedder(exported, generation_dir)
+    except ModelUnavailable as damage:
+        # The export is a cache too: a damaged one is made again, not fatal.
+        warn(f"the cached ONNX export {exported} is unusable ({damage}); exporting the model again")
+        shutil.rmtree(exported, ignore_errors=True)
+        for name in FILES:
+            (generation_dir / name).unlink(missing_ok=True)
+        embedder = _linked_embedder(_cached_export(settings), generation_dir)
     embedder.batch_chars = settings.embed_batch_chars
     return Engine(embedder, "onnx-int8" if settings.onnx_int8 else "onnx")
+
+
+def _linked_embedder(exported: Path, generation_dir: Path) -> OnnxEmbedder:
+    for name in FILES:
+        _link_or_copy(exported / name, generation_dir / name)
+    return OnnxEmbedder(generation_dir)
 
 
 def query_engine(settings: Settings, generation_dir: Path, engine_name: str) -> Engine:

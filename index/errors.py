@@ -35,3 +35,7 @@ class DocumentNotIndexed(VerbatimError):
 
 class BadQuestion(VerbatimError):
     """The question cannot be answered as asked (empty, too long)."""
+
+
+class WouldDropDocuments(VerbatimError):
+    """A build would publish an index missing all or most of the documents indexed now."""

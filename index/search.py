@@ -14,6 +14,7 @@ from config import Settings
 from index import store
 from index.errors import IndexCorrupt, IndexMismatch
 from index.lexical import K1, LexicalIndex, tokenize
+from index.notice import warn
 
 QueryEmbedder = Callable[[str], np.ndarray]
 
@@ -89,31 +90,74 @@ class _PassageScore:
     lexical: float
 
 
-class Searcher:
-    """An open index generation, ready to answer many queries."""
+# The document cache holds at most this many characters of text in all (a
+# document can be 20 MB): enough for the documents behind many answers.
+DOCUMENT_CACHE_CHARS = 16_000_000
 
-    def __init__(self, settings: Settings, embed_query: QueryEmbedder, weights: Weights | None = None) -> None:
-        self.generation = store.current_generation(settings.index_dir)
-        self.manifest = store.Manifest.read(self.generation)
-        check_compatible(self.manifest, settings)
-        # Checksums are verified beside the slow loads that follow (hashing
-        # releases the GIL) and awaited before the first search.
-        self._verification = _Background(store.verify, self.generation, self.manifest)
+
+class Searcher:
+    """An open index generation, ready to answer many queries.
+
+    A generation whose files fail their checksums is not used: the previous
+    intact generation answers instead, with a warning, until a build replaces it.
+    """
+
+    def __init__(
+        self, settings: Settings, embed_query: QueryEmbedder, weights: Weights | None = None,
+        document_cache_chars: int = DOCUMENT_CACHE_CHARS,
+    ) -> None:
         self.weights = weights or Weights()
         self._embed_query = embed_query
         self._candidates = settings.candidate_passages
-        try:
-            self._faiss = store.read_vectors(self.generation, settings.faiss_nprobe)
-            self._passage_vectors = np.load(self.generation / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
-            self._sentence_vectors = np.load(self.generation / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
-            self._lexical = LexicalIndex.load(self.generation)
-            self._rarest_idf = float(self._lexical.idf.max()) if self._lexical.idf.size else 1.0
-        except (OSError, RuntimeError, ValueError) as error:
-            raise IndexCorrupt(f"cannot read index {self.generation}: {error}; run `verbatim index build --full`") from error
-        self._metadata = store.open_metadata(self.generation)
         self._documents: OrderedDict[int, tuple[str, tuple[int, ...]]] = OrderedDict()
+        self._documents_chars = 0
+        self._document_cache_chars = document_cache_chars
         self._documents_lock = threading.Lock()
         self._titles: dict[int, str] = {}
+        try:
+            current = store.current_generation(settings.index_dir)
+        except IndexCorrupt as damage:  # a pointer to nothing: the newest intact generation may still serve
+            self._open_fallback(settings, None, damage)
+            return
+        try:
+            self._open(current, settings)
+        except IndexCorrupt as damage:
+            self._open_fallback(settings, current.name, damage)
+
+    def _open(self, generation, settings: Settings) -> None:
+        manifest = store.Manifest.read(generation)
+        check_compatible(manifest, settings)
+        # Checksums are verified beside the loads that follow (hashing releases
+        # the GIL), and awaited before anything else, such as the ONNX model in
+        # this generation, is loaded from it.
+        verification = _Background(store.verify, generation, manifest)
+        try:
+            faiss_index = store.read_vectors(generation, settings.faiss_nprobe)
+            passage_vectors = np.load(generation / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
+            sentence_vectors = np.load(generation / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+            lexical = LexicalIndex.load(generation)
+        except (OSError, RuntimeError, ValueError) as error:
+            verification.result()  # a checksum verdict names the damaged file best
+            raise IndexCorrupt(f"cannot read index {generation}: {error}; run `verbatim index build --full`") from error
+        verification.result()
+        self.generation, self.manifest, self._verification = generation, manifest, verification
+        self._faiss, self._passage_vectors, self._sentence_vectors, self._lexical = (
+            faiss_index, passage_vectors, sentence_vectors, lexical)
+        self._rarest_idf = float(lexical.idf.max()) if lexical.idf.size else 1.0
+        self._metadata = store.open_metadata(generation)
+
+    def _open_fallback(self, settings: Settings, damaged: str | None, damage: IndexCorrupt) -> None:
+        for generation in store.fallback_generations(settings.index_dir, damaged):
+            try:
+                self._open(generation, settings)
+            except (IndexCorrupt, IndexMismatch):
+                continue
+            # The damage names its own remedy (`index build --full`): say it once, at the end.
+            reason = str(damage).split("; run `")[0]
+            warn(f"the live index is damaged: {reason}; answering from the previous intact index {generation.name} "
+                 f"(built {self.manifest.built_at}) until `verbatim index build --full` replaces it")
+            return
+        raise damage
 
     def search(self, question: str) -> list[Hit]:
         """Every sentence of the best passages, best first."""
@@ -128,7 +172,7 @@ class Searcher:
         return self.document(document_id)[0]
 
     def document(self, document_id: int) -> tuple[str, tuple[int, ...]]:
-        """A document's indexed text and page starts (a few recent documents are cached)."""
+        """A document's indexed text and page starts (recent documents are cached, up to a total size)."""
         with self._documents_lock:  # questions are answered from several threads at once (Discord)
             record = self._documents.get(document_id)
             if record is not None:
@@ -138,10 +182,15 @@ class Searcher:
             "SELECT text, page_starts FROM documents WHERE id = ?", (document_id,)
         ).fetchone()
         record = (text, tuple(int(p) for p in page_starts.split(",") if p))
+        if len(text) > self._document_cache_chars:
+            return record  # it would push out every other document
         with self._documents_lock:
-            self._documents[document_id] = record
-            if len(self._documents) > 64:
-                self._documents.popitem(last=False)
+            if document_id not in self._documents:
+                self._documents[document_id] = record
+                self._documents_chars += len(text)
+            while self._documents_chars > self._document_cache_chars:
+                _, (evicted, _) = self._documents.popitem(last=False)
+                self._documents_chars -= len(evicted)
         return record
 
     def document_title(self, document_id: int) -> str:
@@ -171,6 +220,10 @@ class Searcher:
             Hit(source, start, end, line, text[start:end], 0.0, passage_id, sentence_id, document_id)
             for sentence_id, passage_id, document_id, source, start, end, line in sorted(rows)
         ]
+    def cached_document_chars(self) -> int:
+        """How many characters of document text the cache holds now."""
+        with self._documents_lock:
+            return self._documents_chars
 
     def list_documents(self, contains: str = "", offset: int = 0, limit: int = 25) -> list[tuple[str, str]]:
         """(source, title) of indexed documents whose source contains `contains`, by source."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from pathlib import Path
 
 from config import Settings
 from index import store
@@ -12,8 +13,7 @@ from index.errors import DocumentNotIndexed, VerbatimError
 
 def index_status(settings: Settings) -> dict:
     """Generation, manifest figures, and whether the corpus has changed since the build."""
-    generation = store.current_generation(settings.index_dir)
-    manifest = store.Manifest.read(generation)
+    generation, manifest = _checked_generation(settings)
     indexed = store.indexed_documents(generation)
     try:
         # Unchanged files take their text from the index, as in a build: no re-extraction.
@@ -39,15 +39,26 @@ def index_status(settings: Settings) -> dict:
 
 def show_document(settings: Settings, source: str) -> dict:
     """The stored record of one indexed document."""
-    generation = store.current_generation(settings.index_dir)
+    generation, _ = _checked_generation(settings)
     with closing(store.open_metadata(generation)) as connection:
-        row = connection.execute(
+        rows = store.query_metadata(
+            connection, generation,
             "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text FROM documents WHERE source = ?",
             (source,),
-        ).fetchone()
+        )
+    row = rows[0] if rows else None
     if row is None:
         raise DocumentNotIndexed(f"{source!r} is not in the index; `verbatim index status` shows what is")
     keys = ("source", "title", "kind", "bytes", "chars", "page_starts", "indexed_at", "text")
     record = dict(zip(keys, row))
     record["page_starts"] = [int(p) for p in record["page_starts"].split(",") if p]
     return record
+
+
+def _checked_generation(settings: Settings) -> tuple[Path, store.Manifest]:
+    # The metadata database is what status and show read: a damaged one must
+    # be reported as such, not read (a truncated SQLite file can even look whole).
+    generation = store.current_generation(settings.index_dir)
+    manifest = store.Manifest.read(generation)
+    store.verify(generation, manifest, names=(store.METADATA,))
+    return generation, manifest

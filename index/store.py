@@ -138,8 +138,18 @@ def open_metadata(generation: Path) -> sqlite3.Connection:
 def indexed_documents(generation: Path) -> dict[str, tuple[str, int]]:
     """source -> (sha256, document id) of every document in a generation."""
     with closing(open_metadata(generation)) as connection:  # sqlite3's own `with` only commits
-        rows = connection.execute("SELECT id, source, sha256 FROM documents").fetchall()
+        rows = query_metadata(connection, generation, "SELECT id, source, sha256 FROM documents")
     return {source: (sha, document_id) for document_id, source, sha in rows}
+
+
+def query_metadata(connection: sqlite3.Connection, generation: Path, sql: str, parameters: tuple = ()) -> list:
+    """All rows of a query on a generation's metadata; a damaged database raises IndexCorrupt."""
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    except sqlite3.DatabaseError as error:
+        raise IndexCorrupt(
+            f"index metadata {generation / METADATA} is damaged ({error}); run `verbatim index build --full`"
+        ) from None
 
 
 def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path:
@@ -198,9 +208,11 @@ def read_vectors(generation: Path, nprobe: int):
     return index
 
 
-def verify(generation: Path, manifest: Manifest) -> None:
-    """Raise IndexCorrupt unless every file matches its checksum in the manifest."""
+def verify(generation: Path, manifest: Manifest, names: tuple[str, ...] | None = None) -> None:
+    """Raise IndexCorrupt unless every file (or each of `names`) matches its checksum in the manifest."""
     for name, expected in manifest.checksums.items():
+        if names is not None and name not in names:
+            continue
         path = generation / name
         try:
             actual = file_sha256(path)
@@ -210,8 +222,13 @@ def verify(generation: Path, manifest: Manifest) -> None:
             raise IndexCorrupt(f"index file {path} is damaged (checksum mismatch); run `verbatim index build --full`")
 
 
-def remove_stale(index_dir: Path, keep: int = 2) -> None:
-    """Delete dead builds and all but the newest `keep` generations (CURRENT always stays)."""
+def remove_stale(index_dir: Path, keep: int = 2, damaged: str | None = None) -> None:
+    """Delete dead builds, and every generation but CURRENT and the `keep - 1` before it (the fallbacks);
+    a generation named `damaged` counts as no fallback (it is deleted unless CURRENT).
+
+    Call it only under the build lock: a generation newer than CURRENT is then
+    one a dead build renamed into place but never pointed CURRENT at.
+    """
     if not index_dir.is_dir():
         return
     try:
@@ -223,9 +240,19 @@ def remove_stale(index_dir: Path, keep: int = 2) -> None:
     for half_written in index_dir.glob(".*.tmp"):
         half_written.unlink(missing_ok=True)
     generations = sorted(index_dir.glob(f"{GENERATION_PREFIX}*"), key=lambda path: path.name, reverse=True)
-    for old in generations[keep:]:
-        if old.name != current:
+    if current is None:
+        kept = generations[:keep]  # without a pointer, the newest are the best candidates
+    else:
+        kept = [g for g in generations if g.name == current or (g.name < current and g.name != damaged)][:keep]
+    for old in generations:
+        if old not in kept:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def fallback_generations(index_dir: Path, damaged: str | None) -> list[Path]:
+    """Generations to answer from when `damaged` (or, with None, the pointer) is unusable: newest first."""
+    generations = sorted(index_dir.glob(f"{GENERATION_PREFIX}*"), key=lambda path: path.name, reverse=True)
+    return [g for g in generations if g.is_dir() and (damaged is None or g.name < damaged)]
 
 
 def file_sha256(path: Path) -> str:

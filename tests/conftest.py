@@ -7,6 +7,7 @@ so a test session loads it once.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ SEED = ROOT / "seeds" / "000_23546ede53cb2a58.txt"
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Settings must come from the test, not from a developer's shell or .env.
-    for name in [n for n in __import__("os").environ if n.startswith("VERBATIM_")]:
+    for name in [n for n in os.environ if n.startswith("VERBATIM_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -35,6 +36,15 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings whose corpus and index live under tmp_path (the ONNX export is shared by the session)."""
     overrides.setdefault("cache_dir", SHARED_CACHE)
     return load_settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", **overrides)
+
+
+def settings_with_own_cache(tmp_path: Path) -> Settings:
+    """Settings with a private, empty embedding cache that still reuses the session's ONNX export (linked)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for export in SHARED_CACHE.glob("onnx-*"):
+        shutil.copytree(export, cache / export.name, copy_function=os.link)
+    return make_settings(tmp_path, cache_dir=cache)
 
 
 def write_corpus(tmp_path: Path, files: dict[str, str | bytes]) -> Path:

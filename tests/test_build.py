@@ -3,9 +3,9 @@ import os
 import pytest
 
 from index import store
-from index.build import build_index
-from index.errors import BuildLocked, CorpusMissing
-from tests.conftest import make_settings, write_corpus
+from index.build import build_index, check_drop
+from index.errors import BuildLocked, CorpusMissing, WouldDropDocuments
+from tests.conftest import SHARED_CACHE, make_settings, settings_with_own_cache, write_corpus
 
 TEXT = "Bees make honey in hives. Honey keeps for years.\n\nWasps do not make honey at all."
 
@@ -48,7 +48,7 @@ def test_missing_corpus_and_concurrent_builds_are_clear_errors(tmp_path):
 
 def test_rebuilds_embed_only_what_changed_and_report_it(tmp_path):
     write_corpus(tmp_path, {"bees.txt": TEXT, "ants.txt": "Ants farm aphids for honeydew.", "moths.txt": "Moths fly at night."})
-    settings = make_settings(tmp_path, cache_dir=tmp_path / "cache")
+    settings = settings_with_own_cache(tmp_path)  # an empty embedding cache
     first = build_index(settings)
     # bees: a passage and its 3 sentences; ants and moths: one sentence each, which is also the passage.
     assert (first.added, first.embedded) == (3, 6)
@@ -83,3 +83,64 @@ def test_a_salted_corpus_builds_every_good_document_and_names_every_bad_one(tmp_
     assert summary.documents == 3
     assert {s.source for s in summary.skipped} == {"binary.txt", "latin1.txt", "empty.md", "broken.pdf", "huge.txt", "loop.txt", "outside.txt"}
     assert all(s.reason for s in summary.skipped)
+
+
+def test_a_corrupt_embedding_cache_is_rebuilt_not_fatal_even_for_full_builds(tmp_path, capsys):
+    write_corpus(tmp_path, {"bees.txt": TEXT})
+    build_index(make_settings(tmp_path))  # makes sure the session's ONNX export exists
+    settings = settings_with_own_cache(tmp_path)
+    cache_file = settings.cache_path / "embeddings.sqlite"
+    for round_number, force in enumerate([False, True]):
+        cache_file.write_bytes(b"garbage, not a database " * 100)
+        write_corpus(tmp_path, {"bees.txt": TEXT + f"\n\nDrones, round {round_number}."})
+        summary = build_index(settings, force=force)
+        assert summary.documents == 1 and summary.embedded > 0
+        assert "embedding cache" in capsys.readouterr().err
+    assert len(list(settings.cache_path.glob("embeddings.sqlite.corrupt-*"))) >= 1
+    # The rebuilt cache serves the next build.
+    write_corpus(tmp_path, {"ants.txt": "Ants farm aphids."})
+    assert build_index(settings).embedded == 1
+
+
+FIVE = {f"doc{n}.txt": f"Document {n} is about subject {n}." for n in range(5)}
+
+
+def test_an_emptied_corpus_does_not_empty_the_index_without_allow_drop(tmp_path):
+    write_corpus(tmp_path, FIVE)
+    settings = make_settings(tmp_path)
+    live = build_index(settings).generation
+    for name in FIVE:
+        (tmp_path / "corpus" / name).unlink()
+    with pytest.raises(WouldDropDocuments, match="5 of the 5 indexed documents.*--allow-empty"):
+        build_index(settings)
+    assert store.current_generation(settings.index_dir).name == live
+    emptied = build_index(settings, allow_drop=True)
+    assert (emptied.documents, emptied.removed) == (0, 5)
+
+
+@pytest.mark.parametrize(("indexed", "removed", "refused"), [
+    (5, 3, True), (5, 2, False), (4, 3, False), (1, 1, True), (2, 2, True), (10, 6, True), (10, 5, False), (0, 0, False),
+])
+def test_dropping_all_or_most_documents_is_refused_and_a_few_is_not(indexed, removed, refused):
+    if refused:
+        with pytest.raises(WouldDropDocuments):
+            check_drop(indexed, removed)
+    else:
+        check_drop(indexed, removed)
+
+
+def test_the_cli_refuses_in_one_line_and_allow_empty_overrides(tmp_path, capsys, monkeypatch):
+    from bot.cli import main
+
+    monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
+    write_corpus(tmp_path, FIVE)
+    paths = ["--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index")]
+    assert main(["index", "build", *paths]) == 0
+    for name in FIVE:
+        (tmp_path / "corpus" / name).unlink()
+    capsys.readouterr()
+    assert main(["index", "build", *paths]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--allow-empty" in error[0]
+    assert main(["index", "build", "--force", *paths]) == 0
+    assert "0 documents" in capsys.readouterr().out

@@ -1,4 +1,7 @@
+import sqlite3
+
 import numpy as np
+import pytest
 
 from index.cache import KEEP_SECONDS, EmbeddingCache
 
@@ -22,3 +25,44 @@ def test_prune_forgets_what_no_build_used_for_a_month(tmp_path):
     cache.store(["fresh"], np.ones((1, 2), dtype=np.float32))
     cache.prune()
     assert cache.lookup(["stale", "fresh"])[1] == [0]
+
+
+def _damage(path, how: str) -> None:
+    if how == "garbage":
+        path.write_bytes(b"this is not an SQLite database at all " * 200)
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_a_damaged_cache_is_set_aside_rebuilt_and_reported(tmp_path, capsys, how):
+    path = tmp_path / "cache" / "embeddings.sqlite"
+    texts = [f"passage number {n}" for n in range(3000)]
+    cache = EmbeddingCache(path, "e", 4)
+    cache.store(texts, np.ones((len(texts), 4), dtype=np.float32))
+    cache.close()
+    _damage(path, how)
+    cache = EmbeddingCache(path, "e", 4)
+    assert cache.lookup(texts)[1] == list(range(len(texts)))  # nothing trusted from the damaged file
+    cache.store(["fresh"], np.ones((1, 4), dtype=np.float32))
+    cache.prune()
+    assert cache.lookup(["fresh"])[1] == []
+    cache.close()
+    aside = [p.name for p in path.parent.iterdir() if p.name.startswith("embeddings.sqlite.corrupt-")]
+    assert len(aside) == 1
+    warning = capsys.readouterr().err
+    assert warning.startswith("verbatim: warning: the embedding cache") and aside[0] in warning
+
+
+def test_a_locked_cache_is_not_mistaken_for_a_damaged_one(tmp_path):
+    path = tmp_path / "c.sqlite"
+    EmbeddingCache(path, "e", 2).close()
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN EXCLUSIVE")
+    cache = EmbeddingCache.__new__(EmbeddingCache)  # open without waiting 5 s for the lock
+    cache.path, cache._engine_key, cache._dimension, cache._now = path, b"e", 2, 0.0
+    cache._connection = sqlite3.connect(path, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        cache.store(["text"], np.ones((1, 2), dtype=np.float32))
+    holder.rollback()
+    assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []

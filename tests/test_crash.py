@@ -1,4 +1,11 @@
-"""A build killed with SIGKILL at any moment leaves the previous index answering as before."""
+"""A build killed with SIGKILL at any moment leaves the previous index answering as before.
+
+Random moments rarely land inside the publish window (a few milliseconds), so
+it is also killed there on purpose: a subprocess build whose store functions
+kill it between fsyncing the generation and renaming it into place, between
+the rename and the pointer swap, and between fsyncing the new pointer and
+renaming it over the old one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from bot.answer import Answerer
 from config import Settings
@@ -70,5 +79,64 @@ def test_builds_killed_at_random_moments_never_break_the_index(tmp_path):
     settings = make_settings(tmp_path)
     build_index(settings)
     outcomes, _ = kill_builds(settings, kills=4)
-    assert set(outcomes) <= {"old", "new"}
-    assert store.current_generation(settings.index_dir).is_dir()
+    assert len(outcomes) == 4
+    live = store.current_generation(settings.index_dir)
+    store.verify(live, store.Manifest.read(live))  # whole, every file as its manifest says
+
+
+# Run as `python -c KILLED_BUILD POINT ARGS...`: a real build that kills itself at POINT.
+KILLED_BUILD = """
+import os, signal, sys, types
+from pathlib import Path
+from index import store
+from bot.cli import main
+
+point = sys.argv[1]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "before-rename":
+    fsync = store._fsync_path
+    def fsync_then_die(path):
+        fsync(path)
+        if path.name.startswith(store.BUILDING_PREFIX):  # the directory itself: the last fsync before the rename
+            die()
+    store._fsync_path = fsync_then_die
+elif point == "before-pointer":
+    write = store._write_durably
+    def die_before_pointer(path, content):
+        if path.name == store.CURRENT:
+            die()
+        write(path, content)
+    store._write_durably = die_before_pointer
+elif point == "before-pointer-rename":
+    def replace(source, target):
+        if Path(target).name == store.CURRENT:
+            die()
+        os.replace(source, target)
+    store.os = types.SimpleNamespace(**{**vars(os), "replace": replace})
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("point", ["before-rename", "before-pointer", "before-pointer-rename"])
+def test_a_build_killed_inside_the_publish_window_leaves_the_old_index_and_is_cleaned_up(tmp_path, point):
+    write_corpus(tmp_path, {**BASE, "cat.txt": "The keepers feed the lighthouse cat sardines every evening."})
+    settings = make_settings(tmp_path)
+    build_index(settings)
+    live = store.current_generation(settings.index_dir)
+    write_corpus(tmp_path, {"cat.txt": "The keepers feed the lighthouse cat tuna every evening."})
+    env = {**os.environ, "VERBATIM_CACHE_DIR": str(settings.cache_path)}
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, point, *_build_command(settings)[3:]],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = {p.name for p in settings.index_dir.iterdir()} - {live.name, store.CURRENT, "build.lock"}
+    assert left, "the build died before its publish window"
+    # Readers still get the old index, whole.
+    assert store.current_generation(settings.index_dir) == live
+    assert "sardines" in _answer(settings)
+    # The next build publishes the new text and removes what the dead one left.
+    summary = build_index(settings)
+    assert not summary.up_to_date and "tuna" in _answer(settings)
+    remaining = sorted(p.name for p in settings.index_dir.iterdir())
+    assert remaining == sorted(["CURRENT", "build.lock", live.name, summary.generation]), remaining

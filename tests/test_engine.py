@@ -1,14 +1,17 @@
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from bot.answer import Answerer
 from bot.cli import main
 from index import store
 from index.build import build_index
 from index.embed import OnnxEmbedder, load_embedder
+from index.errors import ModelUnavailable
 from tests.conftest import ROOT
 
 
@@ -55,3 +58,33 @@ def test_an_index_without_the_export_still_answers_and_says_how_to_get_the_fast_
     assert main(["ask", "How many troops would Pakistan send to Gaza?", *args]) == 0
     assert "no ONNX export" in capsys.readouterr().err
     assert not build_index(seed_settings).up_to_date  # auto mode adds the export
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "tokenizer.json", "embedder.json"])
+def test_a_damaged_onnx_export_is_a_model_error_not_a_crash(seed_settings, tmp_path, name):
+    build_index(seed_settings)
+    export = tmp_path / "export"
+    shutil.copytree(store.current_generation(seed_settings.index_dir), export)  # copies: the originals stay whole
+    (export / name).write_bytes(b"\x00 not what it should be")
+    with pytest.raises(ModelUnavailable, match="cannot load the ONNX model.*verbatim index build --full"):
+        OnnxEmbedder(export)
+    (export / name).unlink()
+    with pytest.raises(ModelUnavailable):
+        OnnxEmbedder(export)
+
+
+def test_a_damaged_cached_export_is_made_again_with_a_warning(tmp_path, capsys):
+    from index.engine import _cached_export  # where the build keeps its export
+    from tests.conftest import make_settings, settings_with_own_cache, write_corpus
+
+    write_corpus(tmp_path, {"owls.txt": "Owls hunt at night."})
+    build_index(make_settings(tmp_path))  # the session's export exists
+    settings = settings_with_own_cache(tmp_path)
+    build_index(settings)
+    export = _cached_export(settings)
+    (export / "model.onnx").unlink()  # the live generation keeps its own link to the good file
+    (export / "model.onnx").write_bytes(b"garbage")
+    write_corpus(tmp_path, {"bats.txt": "Bats hunt at dusk."})
+    assert build_index(settings).documents == 2
+    assert "cached ONNX export" in capsys.readouterr().err
+    assert Answerer(settings).answer("When do bats hunt?").quotes[0].text == "Bats hunt at dusk."

@@ -7,13 +7,18 @@ from tests.conftest import make_settings, write_corpus
 
 
 @pytest.fixture
-def searcher(tmp_path):
+def settings(tmp_path):
     write_corpus(tmp_path, {
-        "bees.txt": "Bees make honey in hives.\n\nA colony has one queen and 3,000 drones.",
+        "bees.txt": "Bees make honey in hives.\n\nA colony has one queen and 3,000 drones. The hive holds 40 frames.",
         "guide/wasps.md": "# Wasps\n\nWasps build paper nests.",
     })
     settings = make_settings(tmp_path)
     build_index(settings)
+    return settings
+
+
+@pytest.fixture
+def searcher(settings):
     return Answerer(settings).searcher
 
 
@@ -25,10 +30,17 @@ def test_hits_are_every_sentence_of_the_best_passages_best_first_with_exact_text
         assert searcher.document_text(hit.document_id)[hit.start : hit.end] == hit.text
 
 
-def test_a_number_counting_the_asked_noun_is_preferred(searcher):
-    plain = Weights(answer_type=0.0, counted_noun=0.0)
-    assert searcher.weights.counted_noun > plain.counted_noun
-    hits = searcher.search("How many drones live in a colony?")
+def test_a_number_counting_the_asked_noun_is_preferred(settings):
+    question = "How many drones live in a colony?"
+    weights = Weights()
+    hits = Answerer(settings, weights).searcher.search(question)
+    plain = Answerer(settings, Weights(answer_type=0.0, counted_noun=0.0)).searcher.search(question)
+    plain_scores = {hit.sentence_id: hit.score for hit in plain}
+    bonus = {hit.text: round(hit.score - plain_scores[hit.sentence_id], 6) for hit in hits}
+    # A number that counts drones earns both bonuses, any other number the answer-type one, no number none.
+    assert bonus.pop("A colony has one queen and 3,000 drones.") == round(weights.answer_type + weights.counted_noun, 6)
+    assert bonus.pop("The hive holds 40 frames.") == round(weights.answer_type, 6)
+    assert bonus and set(bonus.values()) == {0.0}
     assert "3,000 drones" in hits[0].text
 
 
@@ -46,4 +58,19 @@ def test_a_searcher_is_usable_on_its_own(tmp_path):
     build_index(settings)
     searcher = Searcher(settings, lambda question: Answerer(settings).engine.embedder.embed([question])[0])
     assert searcher.search("When do owls hunt?")[0].text == "Owls hunt at night."
+    searcher.close()
+
+
+def test_the_document_cache_is_bounded_by_characters_not_documents(tmp_path):
+    texts = {f"d{n}.txt": f"Document {n} repeats itself. " * (20 * (n + 1)) for n in range(6)}
+    write_corpus(tmp_path, {**texts, "huge.txt": "A huge document. " * 400})
+    settings = make_settings(tmp_path)
+    build_index(settings)
+    bound = 2_500
+    searcher = Searcher(settings, lambda question: None, document_cache_chars=bound)
+    sources = dict(searcher._metadata.execute("SELECT id, source FROM documents").fetchall())
+    for _ in range(2):
+        for document_id, source in sources.items():
+            assert searcher.document_text(document_id) == texts.get(source, "A huge document. " * 400)
+            assert 0 < searcher.cached_document_chars() <= bound
     searcher.close()
