@@ -35,7 +35,7 @@ from index.build import SilentProgress, build_index  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 HOLDOUT = 100
 ANSWERED = 0.96
-RETRIEVAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+RETRIEVAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 COVERAGE_WEIGHTS = (0.0, 1.0, 2.0, 4.0)
 
 
