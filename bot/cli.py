@@ -174,19 +174,20 @@ def _index_status(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
+    from bot.locate import answer_located
 
     answerer = Answerer(settings)
     _hint_slow_path(answerer)
     render = _renderer(arguments.json)
     if arguments.question is not None:
-        answer = answerer.answer(arguments.question, arguments.top)
+        answer = answer_located(answerer, arguments.question, arguments.top)
         sys.stdout.write(render(answer))
         return EXIT_OK if answer.answered else EXIT_NOT_ANSWERED
     for line in sys.stdin:
         if not line.strip():
             continue
         try:
-            sys.stdout.write(render(answerer.answer(line, arguments.top)))
+            sys.stdout.write(render(answer_located(answerer, line, arguments.top)))
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
         sys.stdout.flush()
@@ -195,6 +196,7 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
+    from bot.locate import answer_located
 
     answerer = Answerer(settings)
     _hint_slow_path(answerer)
@@ -208,7 +210,7 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
         if not question.strip():
             return EXIT_OK
         try:
-            print(render(answerer.answer(question, arguments.top)))
+            print(render(answer_located(answerer, question, arguments.top)))
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
 

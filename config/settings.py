@@ -57,15 +57,17 @@ class Settings(BaseSettings):
     discord_cooldown_rate: int = Field(3, ge=1)
     discord_cooldown_seconds: float = Field(30, gt=0)
     feedback_db: Path = Path("var/feedback.sqlite")
+    # Where corpus files can be opened in a browser (bot/locate.py); unset: no file links.
+    link_base: str | None = None
 
     @property
     def cache_path(self) -> Path:
         """Where reusable build products (the ONNX export) live."""
         return self.cache_dir or self.index_dir / "cache"
 
-    @field_validator("discord_token", mode="before")
+    @field_validator("discord_token", "link_base", mode="before")
     @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
+    def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
     @classmethod

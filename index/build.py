@@ -156,7 +156,8 @@ def _reuse(stored, source: str, reusable: dict[str, tuple[str, int]], file) -> D
     if row is None:
         return None
     kind, page_starts, text, title, size = row
-    return Document(source, text, sha, kind, tuple(int(p) for p in page_starts.split(",") if p), title, size)
+    return Document(source, text, sha, kind, tuple(int(p) for p in page_starts.split(",") if p), title, size,
+                    store.document_sections(stored, document_id))
 
 
 def _previous(settings: Settings) -> _Previous:
@@ -260,6 +261,8 @@ def _insert_metadata(connection, documents: list[Document], passages_by_document
              len(document.text),
              ",".join(map(str, document.page_starts)), indexed_at, document.text),
         )
+        connection.executemany("INSERT INTO sections VALUES (?, ?, ?)",
+                               [(document_id, section.start, section.path) for section in document.sections])
         lines = LineIndex(document.text)
         for passage in passages:
             connection.execute(

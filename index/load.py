@@ -17,7 +17,9 @@ from pathlib import Path
 from index.errors import CorpusMissing
 from index.types import Document, Skipped
 
-KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
+         # Office, EPUB, OpenDocument and reStructuredText: index/formats.py.
+         ".docx": "docx", ".pptx": "pptx", ".epub": "epub", ".odt": "odt", ".rst": "rst"}
 SUPPORTED_SUFFIXES = tuple(KINDS)
 _HEADING = re.compile(r"^\s*#{0,6}\s*(.+?)\s*#*\s*$")
 
@@ -63,7 +65,13 @@ def read_document(file: CorpusFile, max_bytes: int) -> Document:
         raise Unreadable(error.strerror or str(error)) from error
     kind = KINDS[file.path.suffix.lower()]
     sha = hashlib.sha256(raw).hexdigest()
-    if kind == "pdf":
+    sections = ()
+    from index import formats  # hook: Office, EPUB, OpenDocument, reStructuredText
+
+    if kind in formats.KINDS:
+        extracted = formats.extract(kind, raw, max_bytes, _plain, _html)
+        text, page_starts, title, sections = extracted.text, extracted.page_starts, extracted.title, extracted.sections
+    elif kind == "pdf":
         text, page_starts, title = _pdf(raw)
     elif kind == "html":
         text, title = _html(raw)
@@ -72,8 +80,8 @@ def read_document(file: CorpusFile, max_bytes: int) -> Document:
         text, page_starts = _plain(raw), ()
         title = _first_line(text)
     if not text.strip():
-        raise Unreadable("empty" if kind in ("txt", "md") else "no text could be extracted")
-    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw))
+        raise Unreadable("empty" if kind in ("txt", "md", "rst") else "no text could be extracted")
+    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw), sections)
 
 
 def _plain(raw: bytes) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import IndexCorrupt, IndexMissing
+from index.types import Section
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -66,6 +67,12 @@ CREATE TABLE sentences (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     line INTEGER NOT NULL
+);
+-- Where each section (heading path, EPUB chapter, slide title) of a document starts (index/formats.py).
+CREATE TABLE sections (
+    document_id INTEGER NOT NULL REFERENCES documents(id),
+    start INTEGER NOT NULL,
+    path TEXT NOT NULL
 );
 """
 
@@ -140,6 +147,17 @@ def indexed_documents(generation: Path) -> dict[str, tuple[str, int]]:
     with closing(open_metadata(generation)) as connection:  # sqlite3's own `with` only commits
         rows = connection.execute("SELECT id, source, sha256 FROM documents").fetchall()
     return {source: (sha, document_id) for document_id, source, sha in rows}
+
+
+def document_sections(connection: sqlite3.Connection, document_id: int) -> tuple[Section, ...]:
+    """A document's sections in order (none in an index built before sections were stored)."""
+    try:
+        rows = connection.execute(
+            "SELECT start, path FROM sections WHERE document_id = ? ORDER BY start, rowid", (document_id,)
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return ()
+    return tuple(Section(start, path) for start, path in rows)
 
 
 def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path:
