@@ -262,7 +262,10 @@ def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
 def _renderer(as_json: bool) -> Callable:
     from bot.render import render_json, render_text
 
-    return (lambda answer: render_json(answer) + "\n") if as_json else render_text
+    if as_json:
+        return lambda answer: render_json(answer) + "\n"
+    hyperlinks = sys.stdout.isatty()  # OSC 8 links only on a terminal, never in a pipe or file
+    return lambda answer: render_text(answer, hyperlinks)
 
 
 @contextmanager
