@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=_feedback_export)
 
+    from bot.sources import add_source_commands  # hook: web sources (bot/sources.py)
+
+    add_source_commands(commands, common)
+
     chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
     chat.add_argument("--top", type=int, metavar="N", help="at most N quotes")
     chat.set_defaults(handler=_chat)

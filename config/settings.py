@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     discord_cooldown_rate: int = Field(3, ge=1)
     discord_cooldown_seconds: float = Field(30, gt=0)
     feedback_db: Path = Path("var/feedback.sqlite")
+    web_max_pages: int = Field(200, ge=1)
+    web_timeout_seconds: float = Field(10, gt=0)
+    web_delay_seconds: float = Field(1.0, ge=0)
     # Where corpus files can be opened in a browser (bot/locate.py); unset: no file links.
     link_base: str | None = None
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from config import Settings
-from index import store
+from index import store, web
 from index.chunk import LineIndex, chunk
 from index.errors import BuildLocked, IndexCorrupt, IndexMissing
 from index.lexical import build_lexical
@@ -91,6 +91,9 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
         documents, skipped = load_corpus(settings, reusable, previous.generation)
+        if web.has_sources(settings):  # hook: web pages, refreshed by conditional GET (index/web.py)
+            pages, unfetched = web.refresh(settings)
+            documents, skipped = documents + pages, skipped + unfetched
         current = {d.source: d.sha256 for d in documents}
         old = {source: sha for source, (sha, _) in previous.documents.items()}
         counts = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import closing
 
 from config import Settings
-from index import store
+from index import store, web
 from index.build import load_corpus, settings_changed
 from index.errors import DocumentNotIndexed, VerbatimError
 
@@ -18,6 +18,7 @@ def index_status(settings: Settings) -> dict:
     try:
         # Unchanged files take their text from the index, as in a build: no re-extraction.
         documents, _ = load_corpus(settings, indexed, generation)
+        documents += web.stored_documents(settings)  # web pages as last fetched: status never fetches
         current = {document.source: document.sha256 for document in documents}
         unchanged = current == {source: sha for source, (sha, _) in indexed.items()}
         fresh = "up to date" if unchanged and not settings_changed(settings, manifest) else "stale"
