@@ -3,7 +3,8 @@
 Each file is extracted once, at build time, into the text quotes are cut from
 (stored in the index, printed by `index show`) plus where things start in it:
 slides (pptx, as page starts) and sections (heading paths, EPUB chapters).
-.rst is kept exactly as written, like .md; docutils only finds its sections.
+.rst is kept exactly as written, like .md; docutils only finds its sections
+(and markdown-it finds those of .md files).
 """
 
 from __future__ import annotations
@@ -80,6 +81,17 @@ def open_zip(raw: bytes, max_unzipped: int) -> zipfile.ZipFile:
     return archive
 
 
+class _HeadingPath:
+    """The headings above the current point: a new heading closes those at its level and below."""
+
+    def __init__(self) -> None:
+        self._open: list[tuple[int, str]] = []
+
+    def enter(self, level: int, title: str) -> str:
+        self._open = [(lvl, text) for lvl, text in self._open if lvl < level] + [(level, title)]
+        return SECTION_SEPARATOR.join(text for _, text in self._open)
+
+
 class _TextBuilder:
     """Blocks joined by blank lines (the paragraph breaks chunking respects), with heading paths."""
 
@@ -87,14 +99,13 @@ class _TextBuilder:
         self.parts: list[str] = []
         self.length = 0
         self.sections: list[Section] = []
-        self._headings: list[tuple[int, str]] = []
+        self._headings = _HeadingPath()
 
     def heading(self, level: int, title: str) -> None:
         title = " ".join(title.split())
         if not title:
             return
-        self._headings = [(lvl, text) for lvl, text in self._headings if lvl < level] + [(level, title)]
-        self.sections.append(Section(self.length, SECTION_SEPARATOR.join(text for _, text in self._headings)))
+        self.sections.append(Section(self.length, self._headings.enter(level, title)))
         self.block(title)
 
     def block(self, text: str) -> None:
@@ -285,6 +296,23 @@ def _rst(text: str) -> Extracted:
         sections.append(Section(start, SECTION_SEPARATOR.join(titles)))
     title = sections[0].path if sections else ""
     return Extracted(text, title, (), tuple(sections))
+
+
+def markdown_sections(text: str) -> tuple[Section, ...]:
+    """The heading paths of a Markdown text (ATX and setext headings, as CommonMark reads them)."""
+    from markdown_it import MarkdownIt
+
+    line_starts = [0]
+    for line in text.split("\n"):
+        line_starts.append(line_starts[-1] + len(line) + 1)
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings, sections = _HeadingPath(), []
+    for opening, inline in zip(tokens, tokens[1:]):
+        if opening.type == "heading_open" and opening.map and inline.type == "inline":
+            title = " ".join(inline.content.split())
+            if title:
+                sections.append(Section(line_starts[opening.map[0]], headings.enter(int(opening.tag[1]), title)))
+    return tuple(sections)
 
 
 def _ancestors(node) -> Iterable:

@@ -79,6 +79,8 @@ def read_document(file: CorpusFile, max_bytes: int) -> Document:
     else:
         text, page_starts = _plain(raw), ()
         title = _first_line(text)
+        if kind == "md":
+            sections = formats.markdown_sections(text)  # heading paths for citations
     if not text.strip():
         raise Unreadable("empty" if kind in ("txt", "md", "rst") else "no text could be extracted")
     return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw), sections)

@@ -3,9 +3,12 @@ import zipfile
 
 import pytest
 
+from hypothesis import given, strategies as st
+
 from bot.answer import Answerer
 from bot.locate import answer_located
 from index.build import build_index
+from index.formats import markdown_sections
 from index.load import Unreadable, discover, read_document
 from index.status import show_document
 from tests.conftest import make_settings, write_corpus
@@ -36,6 +39,8 @@ CORPUS = {
         ("The Harbour", ["The lighthouse keeper, Ada Brand, lit the lamp at dusk every day for forty years."]),
         ("The Storm", ["In the winter of 1911 a storm broke the harbour wall in three places."])]),
     "guide.rst": RST,
+    "notes.md": "# Office\r\n\r\nThe office opens at eight.\r\n\r\nParking\r\n-------\r\n\r\n"
+                "Visitors park in the yellow spaces beside the loading dock.\r\n\r\n```\r\n# not a heading\r\n```\r\n",
     "garden.odt": make_odt([(1, "Garden"), (0, "Tomatoes need six hours of direct sun each day to ripen."),
                             (2, "Watering"), (0, "Water the vegetable beds early in the morning before work.")]),
 }
@@ -51,6 +56,7 @@ QUESTIONS = [
     ("Who lit the lighthouse lamp at dusk?", "book.epub", "Ada Brand", {"section": "The Harbour"}),
     ("Which glibc version do the command line tools need on Linux?", "guide.rst", "2.31",
      {"section": "Guide › Install › Linux"}),
+    ("Where do visitors park?", "notes.md", "yellow spaces", {"section": "Office › Parking"}),
     ("How many hours of direct sun do tomatoes need?", "garden.odt", "six hours", {"section": "Garden"}),
 ]
 
@@ -139,3 +145,17 @@ def test_a_bad_office_file_does_not_stop_the_build(tmp_path):
     summary = build_index(make_settings(tmp_path))
     assert summary.documents == 1
     assert [(s.source, s.reason.split(":")[0]) for s in summary.skipped] == [("bad.pptx", "corrupt file")]
+
+
+_md_lines = st.lists(st.sampled_from(["# Title", "## Sub", "text", "", "-----", "```", "    # code", "Setext", "===",
+                                      "> # quoted"]), max_size=30)
+
+
+@given(_md_lines, st.sampled_from(["\n", "\r\n"]))
+def test_markdown_sections_start_at_line_starts_in_order(lines, newline):
+    text = newline.join(lines)
+    sections = markdown_sections(text)
+    starts = [section.start for section in sections]
+    assert starts == sorted(starts)
+    assert all(start == 0 or text[start - 1] == "\n" for start in starts)
+    assert all(section.path for section in sections)
