@@ -52,8 +52,19 @@ def extract(kind: str, raw: bytes, max_bytes: int, plain: Callable[[bytes], str]
         if kind == "pptx":
             return _pptx(raw)
         if kind == "odt":
+            if b"encryption-data" in _member(archive, "META-INF/manifest.xml"):
+                raise Unreadable("password-protected OpenDocument file; save it without a password to index it")
             return _odt(raw)
+        if "META-INF/encryption.xml" in archive.namelist():
+            raise Unreadable("encrypted (DRM-protected) EPUB")
         return _epub(archive, html)
+
+
+def _member(archive: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        return archive.read(name)
+    except KeyError:
+        return b""
 
 
 def open_zip(raw: bytes, max_unzipped: int) -> zipfile.ZipFile:

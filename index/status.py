@@ -43,12 +43,15 @@ def show_document(settings: Settings, source: str) -> dict:
     generation = store.current_generation(settings.index_dir)
     with closing(store.open_metadata(generation)) as connection:
         row = connection.execute(
-            "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text FROM documents WHERE source = ?",
+            "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text, id FROM documents WHERE source = ?",
             (source,),
         ).fetchone()
-    if row is None:
-        raise DocumentNotIndexed(f"{source!r} is not in the index; `verbatim index status` shows what is")
+        if row is None:
+            raise DocumentNotIndexed(f"{source!r} is not in the index; `verbatim index status` shows what is")
+        sections = store.document_sections(connection, row[-1])
     keys = ("source", "title", "kind", "bytes", "chars", "page_starts", "indexed_at", "text")
     record = dict(zip(keys, row))
     record["page_starts"] = [int(p) for p in record["page_starts"].split(",") if p]
+    # Where each heading path, chapter or slide title starts in `text` (index/formats.py).
+    record["sections"] = [{"start": section.start, "path": section.path} for section in sections]
     return record

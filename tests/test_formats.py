@@ -93,9 +93,12 @@ def test_a_slides_line_counts_within_the_slide_and_the_citation_names_it(formats
     assert record["slide"] == 2 and record["section"] == "Results" and "page" not in record
 
 
-def test_rst_is_indexed_exactly_as_written(formats_index):
+def test_rst_is_indexed_exactly_as_written_and_index_show_lists_the_sections(formats_index):
     settings, _ = formats_index
-    assert show_document(settings, "guide.rst")["text"] == RST
+    shown = show_document(settings, "guide.rst")
+    assert shown["text"] == RST
+    assert [(s["path"], RST[s["start"]:].split("\n")[0]) for s in shown["sections"]] == [
+        ("Guide", "====="), ("Guide › Install", "Install"), ("Guide › Install › Linux", "Linux")]
 
 
 def test_sections_survive_an_incremental_rebuild(tmp_path):
@@ -117,17 +120,21 @@ def _zip_with(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> by
     return out.getvalue()
 
 
-def _with_macros(docx: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(docx)) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    return _zip_with({**members, "word/vbaProject.bin": b"\x00macro"})
+def _with_member(zipped: bytes, name: str, data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+        members = {member: archive.read(member) for member in archive.namelist()}
+    return _zip_with({**members, name: data})
 
 
 @pytest.mark.parametrize("name, content, reason", [
+    ("locked.odt", _with_member(make_odt([(0, "Secret.")]), "META-INF/manifest.xml",
+                                b'<manifest:encryption-data manifest:checksum="x"/>'), "password-protected OpenDocument"),
+    ("drm.epub", _with_member(make_epub("B", [("C", ["Text."])]), "META-INF/encryption.xml", b"<encryption/>"),
+     "DRM-protected"),
     ("broken.docx", b"PK\x03\x04 this is not really a zip", "corrupt file: not a readable zip"),
     ("locked.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "password-protected"),
     ("bomb.pptx", _zip_with({"ppt/zeros.xml": b"\x00" * 12_000_000}), "zip bomb"),
-    ("macros.docx", _with_macros(make_docx([(0, "Hello there.")])), "contains macros"),
+    ("macros.docx", _with_member(make_docx([(0, "Hello there.")]), "word/vbaProject.bin", b"\x00macro"), "contains macros"),
     ("notword.docx", _zip_with({"hello.txt": b"hi"}), "malformed Word file"),
     ("empty.epub", _zip_with({"mimetype": b"application/epub+zip"}), "malformed EPUB"),
     ("broken.odt", _zip_with({"content.xml": b"<not xml"}), "malformed OpenDocument"),
