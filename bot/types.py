@@ -24,12 +24,14 @@ class Quote:
     url: str | None = None
 
     def citation(self) -> str:
-        """`source:line`, or `source, page P, line L` for paged documents (slides alike),
-        followed by the section in parentheses where there is one."""
+        """`source:line` (`URL, line L` for a web page), or `source, page P, line L` for paged
+        documents (slides alike), followed by the section in parentheses where there is one."""
         if self.slide is not None:
             where = f"{self.source}, slide {self.slide}, line {self.line}"
         elif self.page is not None:
             where = f"{self.source}, page {self.page}, line {self.line}"
+        elif "://" in self.source:
+            where = f"{self.source}, line {self.line}"  # a web page: `url:3` would read as a port
         else:
             where = f"{self.source}:{self.line}"
         return f"{where} ({self.section})" if self.section else where

@@ -84,3 +84,8 @@ def test_without_link_base_files_have_no_link_and_json_no_url():
     quote = Quote("A.", "a.txt", 0, 2, 1, 1.0)
     assert "url" not in Answer("q", True, (quote,), 1.0).to_json()["quotes"][0]
     assert render_text(Answer("q", True, (quote,), 1.0)) == "> A.\n  — a.txt:1\n"
+
+
+def test_a_web_page_is_cited_by_its_url_and_line_never_url_colon_line():
+    quote = Quote("A.", "http://127.0.0.1:8080/docs/a", 0, 2, 3, 1.0)
+    assert quote.citation() == "http://127.0.0.1:8080/docs/a, line 3"
