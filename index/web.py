@@ -24,7 +24,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from config import Settings
 from index.errors import VerbatimError
 from index.fetch import Fetcher, FetchFailed, Gone, Response
-from index.load import Unreadable, _html, _plain  # web pages are extracted as HTML and text files are
+# A fetched page is extracted exactly as an .html or .txt file of the corpus is.
+from index.load import Unreadable, _html, _plain
 from index.types import Document, Skipped
 
 WEB_DB = "web.sqlite"

@@ -101,6 +101,16 @@ def test_network_failures_keep_the_previous_text_and_never_empty_the_index(tmp_p
     assert (down.unchanged, down.removed) == (6, 0) and len(down.skipped) == 6
 
 
+def test_a_removed_source_leaves_the_index_at_the_next_build(tmp_path, site):
+    settings = _settings(tmp_path)
+    _add(settings, site.base + "/docs/bakery")
+    _add(settings, site.base + "/docs/ferry")
+    assert build_index(settings).documents == 2
+    assert main(["source", "remove", site.base + "/docs/ferry", "--index", str(tmp_path / "index")]) == 0
+    summary = build_index(settings)
+    assert (summary.documents, summary.removed, summary.unchanged) == (1, 1, 1)
+
+
 def test_redirects_are_followed_on_the_same_site_only(tmp_path, site):
     site.pages["/moved"] = Page(b"", status=301, location="/docs/bakery")
     site.pages["/away"] = Page(b"", status=302, location="http://localhost:1/elsewhere")
