@@ -120,6 +120,15 @@ def _zip_with(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> by
     return out.getvalue()
 
 
+def _encrypted_entry() -> bytes:
+    # zipfile cannot write encrypted entries: set the "encrypted" flag of the one
+    # entry in its central directory record, as a zip tool's password would.
+    zipped = bytearray(_zip_with({"word/document.xml": b"scrambled"}))
+    record = zipped.index(b"PK\x01\x02")
+    zipped[record + 8] |= 0x1
+    return bytes(zipped)
+
+
 def _with_member(zipped: bytes, name: str, data: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         members = {member: archive.read(member) for member in archive.namelist()}
@@ -134,6 +143,7 @@ def _with_member(zipped: bytes, name: str, data: bytes) -> bytes:
     ("broken.docx", b"PK\x03\x04 this is not really a zip", "corrupt file: not a readable zip"),
     ("locked.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "password-protected"),
     ("bomb.pptx", _zip_with({"ppt/zeros.xml": b"\x00" * 12_000_000}), "zip bomb"),
+    ("zipcrypto.docx", _encrypted_entry(), "encrypted zip entries"),
     ("macros.docx", _with_member(make_docx([(0, "Hello there.")]), "word/vbaProject.bin", b"\x00macro"), "contains macros"),
     ("notword.docx", _zip_with({"hello.txt": b"hi"}), "malformed Word file"),
     ("empty.epub", _zip_with({"mimetype": b"application/epub+zip"}), "malformed EPUB"),
