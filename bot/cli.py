@@ -178,6 +178,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=_feedback_export)
 
+    from bot.sources import add_source_commands  # hook: web sources (bot/sources.py)
+
+    add_source_commands(commands, common)
+
     chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
     chat.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
                       help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
@@ -273,6 +277,7 @@ def _index_status(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
+    from bot.locate import answer_located
     from index.errors import BadQuestion
 
     answerer = Answerer(settings)
@@ -282,7 +287,7 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
         # Python hands argv bytes that aren't UTF-8 over as lone surrogates, which
         # nothing downstream can encode: recover the bytes and decode them plainly.
         question, replaced = _utf8(arguments.question.encode(sys.getfilesystemencoding(), "surrogateescape"))
-        answer = answerer.answer(question, arguments.top)  # a BadQuestion is then the only line on stderr
+        answer = answer_located(answerer, question, arguments.top)  # a BadQuestion is then the only line on stderr
         if replaced:
             _note_replaced("the question")
         sys.stdout.write(render(answer))
@@ -295,7 +300,7 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
         if not question.strip():
             continue
         try:
-            answer = answerer.answer(question, arguments.top)
+            answer = answer_located(answerer, question, arguments.top)
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
             all_answered = False
@@ -338,6 +343,7 @@ def _note_replaced(what: str) -> None:
 
 def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
+    from bot.locate import answer_located
     from index.errors import BadQuestion
 
     if hasattr(sys.stdin, "reconfigure"):
@@ -355,7 +361,7 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
         if not question.strip():
             return EXIT_OK
         try:
-            print(render(answerer.answer(question, arguments.top)))
+            print(render(answer_located(answerer, question, arguments.top)))
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
 
@@ -430,7 +436,10 @@ def _writable_directory(path: Path, what: str) -> None:
 def _renderer(as_json: bool) -> Callable:
     from bot.render import render_json, render_text
 
-    return (lambda answer: render_json(answer) + "\n") if as_json else render_text
+    if as_json:
+        return lambda answer: render_json(answer) + "\n"
+    hyperlinks = sys.stdout.isatty()  # OSC 8 links only on a terminal, never in a pipe or file
+    return lambda answer: render_text(answer, hyperlinks)
 
 
 @contextmanager

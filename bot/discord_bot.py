@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 from bot.answer import Answerer, check_question
+from bot.locate import answer_located
 from bot.discord_render import (
     FIELD_VALUE_MAX, MESSAGE_MAX, TITLE_MAX, answer_embed, code_span, context_text, fit, without_paths,
 )
@@ -277,7 +278,7 @@ class VerbatimBot(discord.Client):
         return texts or ["Those documents have changed since this answer; ask again for current quotes."]
 
     async def answer_to_embed(self, question: str) -> tuple[discord.Embed, object]:
-        answer = await asyncio.to_thread(self.answerer.answer, question)
+        answer = await asyncio.to_thread(answer_located, self.answerer, question)  # with slide, section, link
         return answer_embed(answer, self.settings.min_confidence), answer
 
     def _add_commands(self) -> None:

@@ -104,7 +104,8 @@ def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
         if len(embed.fields) == FIELDS_MAX:
             break
         name = _clip(quote.citation(), FIELD_NAME_MAX)
-        value = f"{block_quote(quote.text)}\n{score_bar(quote.score)}"
+        link = source_link(quote)
+        value = f"{block_quote(quote.text)}\n{link + ' · ' if link else ''}{score_bar(quote.score)}"
         if len(value) > FIELD_VALUE_MAX or len(embed) + len(name) + len(value) > EMBED_TOTAL_MAX:
             continue  # never cut a quote: show fewer
         embed.add_field(name=name, value=value, inline=False)
@@ -112,11 +113,21 @@ def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
         # Even the best quote is too long for a field: give it the description alone, or say so.
         quote = answer.quotes[0]
         citation = fit(quote.citation(), CITATION_MAX)
-        text = block_quote(quote.text) + f"\n— **{citation}**"
+        text = block_quote(quote.text) + f"\n— **{citation}** {source_link(quote)}".rstrip()
         embed.description = text if len(text) <= DESCRIPTION_MAX else (
-            f"The best passage is too long to show here; see {citation}."
+            f"The best passage is too long to show here; see {citation} {source_link(quote)}".rstrip()
         )
     return embed
+
+
+def source_link(quote: Quote) -> str:
+    """The quote's source as a markdown link that opens at the quote, or nothing without a URL."""
+    if quote.url is None:
+        return ""
+    name = safe(quote.source.rsplit("/", 1)[-1] or quote.source).replace("[", "(").replace("]", ")")
+    # Parentheses would end the link early; percent-encoded they mean the same URL.
+    url = quote.url.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+    return f"[{name}]({url})"
 
 
 def context_text(quote: Quote, document_text: str, around: int = 300) -> str:

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import json
 
-from bot.types import Answer
+from bot.types import Answer, Quote
 
 REFUSAL = "The documents don't answer this question."
 
 
-def render_text(answer: Answer) -> str:
-    """Each quote as a block quote followed by `source:line`."""
+def render_text(answer: Answer, hyperlinks: bool = False) -> str:
+    """Each quote as a block quote followed by `source:line`, and its link if it has one:
+    a terminal hyperlink on the citation when `hyperlinks`, else the URL after it."""
     if not answer.answered:
         return refusal_line(answer) + "\n"
     blocks = []
     for quote in answer.quotes:
         quoted = "\n".join("> " + line for line in quote.text.split("\n"))
-        blocks.append(f"{quoted}\n  — {quote.citation()}")
+        blocks.append(f"{quoted}\n  — {cited(quote, hyperlinks)}")
     return "\n\n".join(blocks) + "\n"
+
+
+def cited(quote: Quote, hyperlinks: bool) -> str:
+    """The quote's citation with its link, if any."""
+    if quote.url is None:
+        return quote.citation()
+    if hyperlinks:
+        # OSC 8: terminals that support it show the citation as a link, others just the citation.
+        return f"\x1b]8;;{quote.url}\x1b\\{quote.citation()}\x1b]8;;\x1b\\"
+    return f"{quote.citation()} <{quote.url}>"
 
 
 def refusal_line(answer: Answer) -> str:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class Quote:
     """`text` is exactly `document_text[start:end]` of `source`; `line` is 1-based
-    (for a PDF, the line within `page`, also 1-based)."""
+    (for a PDF, the line within `page`; for a slide deck, within `slide`)."""
 
     text: str
     source: str
@@ -17,15 +17,28 @@ class Quote:
     line: int
     score: float
     page: int | None = None
+    # Optional locations (bot/locate.py): a slide deck's slide (1-based), the
+    # heading path or EPUB chapter the quote is in, and a link that opens at it.
+    slide: int | None = None
+    section: str | None = None
+    url: str | None = None
 
     def citation(self) -> str:
-        """`source:line`, or `source, page P, line L` for paged documents (control characters in `source` escaped)."""
+        """`source:line` (`URL, line L` for a web page), or `source, page P, line L` for paged
+        documents (slides alike), followed by the section in parentheses where there is one.
+        Control characters in `source` are escaped: a citation stays one true line."""
         from index.load import printable_name
 
-        # A file name may hold a newline or an escape sequence; the citation must stay one true line.
-        if self.page is None:
-            return f"{printable_name(self.source)}:{self.line}"
-        return f"{printable_name(self.source)}, page {self.page}, line {self.line}"
+        source = printable_name(self.source)
+        if self.slide is not None:
+            where = f"{source}, slide {self.slide}, line {self.line}"
+        elif self.page is not None:
+            where = f"{source}, page {self.page}, line {self.line}"
+        elif "://" in source:
+            where = f"{source}, line {self.line}"  # a web page: `url:3` would read as a port
+        else:
+            where = f"{source}:{self.line}"
+        return f"{where} ({self.section})" if self.section else where
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Answer:
 
 def _quote_json(quote: Quote) -> dict:
     record = asdict(quote)
-    if quote.page is None:
-        del record["page"]  # only paged documents (PDF) carry it
+    for optional in ("page", "slide", "section", "url"):
+        if record[optional] is None:
+            del record[optional]  # only documents that have one carry it
     return record

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     discord_cooldown_seconds: float = Field(30, gt=0)
     feedback_db: Path = Path("var/feedback.sqlite")
     feedback_retention_days: float = Field(90, gt=0)
+    web_max_pages: int = Field(200, ge=1)
+    web_timeout_seconds: float = Field(10, gt=0)
+    web_delay_seconds: float = Field(1.0, ge=0)
+    # Where corpus files can be opened in a browser (bot/locate.py); unset: no file links.
+    link_base: str | None = None
 
     @property
     def cache_path(self) -> Path:
@@ -105,9 +110,9 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
-    @field_validator("discord_token", mode="before")
+    @field_validator("discord_token", "link_base", mode="before")
     @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
+    def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
     @classmethod

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from config import Settings
-from index import store
+from index import store, web
 from index.chunk import LineIndex, chunk
 from index.errors import BuildLocked, IndexCorrupt, IndexMissing, WouldDropDocuments
 from index.lexical import build_lexical
@@ -107,6 +107,9 @@ def build_index(
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
         documents, skipped = load_corpus(settings, reusable, previous.generation, progress)
+        if web.has_sources(settings):  # hook: web pages, refreshed by conditional GET (index/web.py)
+            pages, unfetched = web.refresh(settings)
+            documents, skipped = documents + pages, skipped + unfetched
         current = {d.source: d.sha256 for d in documents}
         old = {source: sha for source, (sha, _) in previous.documents.items()}
         counts = {
@@ -193,7 +196,8 @@ def _reuse(stored, source: str, reusable: dict[str, tuple[str, int]], file) -> D
     if row is None:
         return None
     kind, page_starts, text, title, size = row
-    return Document(source, text, sha, kind, tuple(int(p) for p in page_starts.split(",") if p), title, size)
+    return Document(source, text, sha, kind, tuple(int(p) for p in page_starts.split(",") if p), title, size,
+                    store.document_sections(stored, document_id))
 
 
 def _previous(settings: Settings) -> _Previous:
@@ -306,6 +310,8 @@ def _insert_metadata(connection, documents: list[Document], passages_by_document
              len(document.text),
              ",".join(map(str, document.page_starts)), indexed_at, document.text),
         )
+        connection.executemany("INSERT INTO sections VALUES (?, ?, ?)",
+                               [(document_id, section.start, section.path) for section in document.sections])
         lines = LineIndex(document.text)
         for passage in passages:
             connection.execute(

@@ -23,7 +23,9 @@ from pathlib import Path
 from index.errors import CorpusMissing
 from index.types import Document, Skipped
 
-KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
+         # Office, EPUB, OpenDocument and reStructuredText: index/formats.py.
+         ".docx": "docx", ".pptx": "pptx", ".epub": "epub", ".odt": "odt", ".rst": "rst"}
 SUPPORTED_SUFFIXES = tuple(KINDS)
 _HEADING = re.compile(r"^\s*#{0,6}\s*(.+?)\s*#*\s*$")
 
@@ -119,7 +121,13 @@ def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], N
     raw = _read_regular_file(file.path, max_bytes)
     kind = KINDS[file.path.suffix.lower()]
     sha = hashlib.sha256(raw).hexdigest()
-    if kind == "pdf":
+    sections = ()
+    from index import formats  # hook: Office, EPUB, OpenDocument, reStructuredText
+
+    if kind in formats.KINDS:
+        extracted = formats.extract(kind, raw, max_bytes, _plain, _html)
+        text, page_starts, title, sections = extracted.text, extracted.page_starts, extracted.title, extracted.sections
+    elif kind == "pdf":
         text, page_starts, title = _pdf(raw, report)
     elif kind == "html":
         text, title = _html(raw)
@@ -127,9 +135,11 @@ def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], N
     else:
         text, page_starts = _plain(raw), ()
         title = _first_line(text)
+        if kind == "md":
+            sections = formats.markdown_sections(text)  # heading paths for citations
     if not text.strip():
-        raise Unreadable(EMPTY if kind in ("txt", "md") else NO_MAIN_TEXT)
-    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw))
+        raise Unreadable(EMPTY if kind in ("txt", "md", "rst") else NO_MAIN_TEXT)
+    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw), sections)
 
 
 def printable_name(source: str) -> str:

@@ -6,7 +6,7 @@ from contextlib import closing
 from pathlib import Path
 
 from config import Settings
-from index import store
+from index import store, web
 from index.build import load_corpus, settings_changed
 from index.errors import DocumentNotIndexed, VerbatimError
 
@@ -18,6 +18,7 @@ def index_status(settings: Settings) -> dict:
     try:
         # Unchanged files take their text from the index, as in a build: no re-extraction.
         documents, _ = load_corpus(settings, indexed, generation)
+        documents += web.stored_documents(settings)  # web pages as last fetched: status never fetches
         current = {document.source: document.sha256 for document in documents}
         unchanged = current == {source: sha for source, (sha, _) in indexed.items()}
         fresh = "up to date" if unchanged and not settings_changed(settings, manifest) else "stale"
@@ -43,15 +44,18 @@ def show_document(settings: Settings, source: str) -> dict:
     with closing(store.open_metadata(generation)) as connection:
         rows = store.query_metadata(
             connection, generation,
-            "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text FROM documents WHERE source = ?",
+            "SELECT source, title, kind, bytes, chars, page_starts, indexed_at, text, id FROM documents WHERE source = ?",
             (source,),
         )
-    row = rows[0] if rows else None
-    if row is None:
-        raise DocumentNotIndexed(f"{source!r} is not in the index; `verbatim index status` shows what is")
+        row = rows[0] if rows else None
+        if row is None:
+            raise DocumentNotIndexed(f"{source!r} is not in the index; `verbatim index status` shows what is")
+        sections = store.document_sections(connection, row[-1])
     keys = ("source", "title", "kind", "bytes", "chars", "page_starts", "indexed_at", "text")
     record = dict(zip(keys, row))
     record["page_starts"] = [int(p) for p in record["page_starts"].split(",") if p]
+    # Where each heading path, chapter or slide title starts in `text` (index/formats.py).
+    record["sections"] = [{"start": section.start, "path": section.path} for section in sections]
     return record
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import IndexCorrupt, IndexMissing
+from index.types import Section
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -66,6 +67,12 @@ CREATE TABLE sentences (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     line INTEGER NOT NULL
+);
+-- Where each section (heading path, EPUB chapter, slide title) of a document starts (index/formats.py).
+CREATE TABLE sections (
+    document_id INTEGER NOT NULL REFERENCES documents(id),
+    start INTEGER NOT NULL,
+    path TEXT NOT NULL
 );
 """
 
@@ -150,6 +157,17 @@ def query_metadata(connection: sqlite3.Connection, generation: Path, sql: str, p
         raise IndexCorrupt(
             f"index metadata {generation / METADATA} is damaged ({error}); run `verbatim index build --full`"
         ) from None
+
+
+def document_sections(connection: sqlite3.Connection, document_id: int) -> tuple[Section, ...]:
+    """A document's sections in order (none in an index built before sections were stored)."""
+    try:
+        rows = connection.execute(
+            "SELECT start, path FROM sections WHERE document_id = ? ORDER BY start, rowid", (document_id,)
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return ()
+    return tuple(Section(start, path) for start, path in rows)
 
 
 def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path:

@@ -17,6 +17,17 @@ class Document:
     page_starts: tuple[int, ...] = ()
     title: str = ""
     size_bytes: int = 0
+    # Where each section (heading path, EPUB chapter, slide title) starts (index/formats.py).
+    sections: tuple[Section, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of a document, from `start` up to the next section: `path` is
+    its heading path ("Setup › Linux"), an EPUB chapter or a slide title."""
+
+    start: int
+    path: str
 
 
 @dataclass(frozen=True)

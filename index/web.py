@@ -1,0 +1,310 @@
+"""Web sources: pages, site prefixes crawled to a depth, and sitemaps, kept in sync at each build.
+
+`<index_dir>/web.sqlite` holds the sources and, for every page fetched, its
+validators (ETag, Last-Modified), body hash, extracted text and links. A build
+refreshes each page with a conditional GET: an unchanged page keeps its stored
+text (nothing re-extracted, and the embedding cache embeds nothing), a page
+that fails to load keeps its previous text, and only a page the server says is
+gone (404/410) or that robots.txt forbids is dropped. The stored text is only
+a cache of what was fetched: the index generation a build publishes is what
+answers, so a build that dies half-way leaves nothing inconsistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+from config import Settings
+from index.errors import VerbatimError
+from index.fetch import Fetcher, FetchFailed, Gone, Response
+# A fetched page is extracted exactly as an .html or .txt file of the corpus is.
+from index.load import Unreadable, _html, _plain
+from index.types import Document, Skipped
+
+WEB_DB = "web.sqlite"
+KIND = "web"
+_HTML_TYPES = {"text/html", "application/xhtml+xml"}
+_SITEMAP_TYPES = {"application/xml", "text/xml"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    url TEXT PRIMARY KEY,
+    depth INTEGER NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    url TEXT NOT NULL,
+    source TEXT NOT NULL REFERENCES sources(url),
+    etag TEXT NOT NULL,
+    last_modified TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    links TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (url, source)
+);
+"""
+
+
+class BadSource(VerbatimError):
+    """A web source that cannot be added or removed as asked."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A URL to keep indexed: the page alone (depth 0), pages under its prefix to `depth`
+    links away, or every page a sitemap lists (a URL ending in .xml)."""
+
+    url: str
+    depth: int
+
+    @property
+    def kind(self) -> str:
+        if urlsplit(self.url).path.lower().endswith(".xml"):
+            return "sitemap"
+        return "site" if self.depth > 0 else "page"
+
+
+@dataclass(frozen=True)
+class _Page:
+    url: str
+    etag: str
+    last_modified: str
+    sha256: str
+    title: str
+    text: str
+    links: tuple[str, ...]
+    size: int
+
+
+class WebStore:
+    """The sources and the pages last fetched for them."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(path)
+        self._connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def add(self, url: str, depth: int) -> Source:
+        """Add (or change the depth of) a source."""
+        source = Source(normalise(url), depth)
+        if depth < 0:
+            raise BadSource("--depth must be 0 or more")
+        with self._connection:
+            self._connection.execute(
+                "INSERT INTO sources VALUES (?, ?, ?) ON CONFLICT(url) DO UPDATE SET depth = excluded.depth",
+                (source.url, depth, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            )
+        return source
+
+    def remove(self, url: str) -> None:
+        """Forget a source and its pages (the next build drops them from the index)."""
+        url = normalise(url)
+        with self._connection:
+            if not self._connection.execute("DELETE FROM sources WHERE url = ?", (url,)).rowcount:
+                raise BadSource(f"{url} is not a source; `verbatim source list` shows them")
+            self._connection.execute("DELETE FROM pages WHERE source = ?", (url,))
+
+    def sources(self) -> list[Source]:
+        """Every source, by URL."""
+        rows = self._connection.execute("SELECT url, depth FROM sources ORDER BY url").fetchall()
+        return [Source(url, depth) for url, depth in rows]
+
+    def pages(self, source: Source) -> dict[str, _Page]:
+        """url -> the page as last fetched for `source`."""
+        rows = self._connection.execute(
+            "SELECT url, etag, last_modified, sha256, title, text, links, bytes FROM pages WHERE source = ?",
+            (source.url,),
+        ).fetchall()
+        return {row[0]: _Page(*row[:6], tuple(json.loads(row[6])), row[7]) for row in rows}
+
+    def page_counts(self) -> dict[str, int]:
+        """source url -> pages stored for it."""
+        return dict(self._connection.execute("SELECT source, count(*) FROM pages GROUP BY source").fetchall())
+
+    def save(self, source: Source, page: _Page) -> None:
+        with self._connection:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (page.url, source.url, page.etag, page.last_modified, page.sha256, page.title, page.text,
+                 json.dumps(page.links), page.size),
+            )
+
+    def drop(self, source: Source, urls: Iterable[str]) -> None:
+        with self._connection:
+            self._connection.executemany("DELETE FROM pages WHERE url = ? AND source = ?",
+                                         [(url, source.url) for url in urls])
+
+
+def store_for(settings: Settings) -> WebStore:
+    """The web store of these settings (beside the index generations)."""
+    return WebStore(settings.index_dir / WEB_DB)
+
+
+def has_sources(settings: Settings) -> bool:
+    """Whether any web source was added (without creating the store)."""
+    path = settings.index_dir / WEB_DB
+    if not path.exists():
+        return False
+    store = WebStore(path)
+    try:
+        return bool(store.sources())
+    finally:
+        store.close()
+
+
+def normalise(url: str) -> str:
+    """`url` without its fragment, checked to be http(s) with a host."""
+    url = urldefrag(url.strip())[0]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadSource(f"not a web address: {url!r} (expected http:// or https://)")
+    return url if parts.path else url + "/"
+
+
+def stored_documents(settings: Settings) -> list[Document]:
+    """The web pages as last fetched, without fetching anything (for `index status`)."""
+    if not has_sources(settings):
+        return []
+    store = store_for(settings)
+    try:
+        pages = [page for source in store.sources() for page in store.pages(source).values()]
+    finally:
+        store.close()
+    return list({page.url: _document(page) for page in pages}.values())
+
+
+def refresh(settings: Settings) -> tuple[list[Document], list[Skipped]]:
+    """Fetch every web source as needed; return its pages as documents, and what was skipped."""
+    store = store_for(settings)
+    fetcher = Fetcher(settings.web_timeout_seconds, settings.web_delay_seconds, int(settings.max_file_mb * 1_000_000))
+    documents: dict[str, Document] = {}
+    skipped: list[Skipped] = []
+    try:
+        for source in store.sources():
+            pages = _refresh_source(store, fetcher, source, settings.web_max_pages, skipped)
+            for page in pages:
+                documents.setdefault(page.url, _document(page))
+    finally:
+        fetcher.close()
+        store.close()
+    return list(documents.values()), skipped
+
+
+def _document(page: _Page) -> Document:
+    # A web page is named by its URL, and its citation links back to it (bot/locate.py).
+    return Document(page.url, page.text, page.sha256, KIND, (), page.title, page.size)
+
+
+def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages: int,
+                    skipped: list[Skipped]) -> list[_Page]:
+    known = store.pages(source)
+    kept: dict[str, _Page] = {}
+    gone: set[str] = set()
+    failed = False
+    if source.kind == "sitemap":
+        try:
+            queue = [(url, 0) for url in _sitemap_urls(fetcher, source.url)[:max_pages]]
+        except (FetchFailed, Gone) as problem:
+            skipped.append(Skipped(source.url, f"sitemap not read: {problem}; its pages are kept as they were"))
+            return list(known.values())
+        max_depth = 0
+    else:
+        queue, max_depth = [(source.url, 0)], source.depth
+    seen = {url for url, _ in queue}
+    while queue:
+        url, depth = queue.pop(0)
+        previous = known.get(url)
+        try:
+            page = _fetch_page(fetcher, url, previous)
+        except Gone as reason:
+            skipped.append(Skipped(url, str(reason)))
+            gone.add(url)
+            continue
+        except (FetchFailed, Unreadable) as reason:
+            failed = True
+            if previous is None:
+                skipped.append(Skipped(url, str(reason)))
+                continue
+            skipped.append(Skipped(url, f"{reason}; keeping the text fetched before"))
+            page = previous  # and its links as they were, so the rest of the site is still refreshed
+        kept[url] = page
+        if page is not previous:
+            store.save(source, page)
+        if depth < max_depth:
+            for link in page.links:
+                if len(seen) >= max_pages:
+                    break
+                if link not in seen and link.startswith(source.url):  # same site, under the source's prefix
+                    seen.add(link)
+                    queue.append((link, depth + 1))
+    # Pages the server says are gone are dropped; pages no longer linked only when
+    # every page could be read (a failed page's links are unknown, so theirs are kept).
+    vanished = gone | (set() if failed else set(known) - set(kept))
+    for url in set(known) - set(kept) - vanished:
+        kept[url] = known[url]
+    store.drop(source, vanished)
+    return [kept[url] for url in sorted(kept)]
+
+
+def _fetch_page(fetcher: Fetcher, url: str, previous: _Page | None) -> _Page:
+    response = fetcher.get(url, previous.etag if previous else "", previous.last_modified if previous else "")
+    if response.body is None:
+        if previous is None:
+            raise FetchFailed("HTTP 304 for a page never fetched")
+        return previous  # not modified: nothing to extract or embed
+    sha = hashlib.sha256(response.body).hexdigest()
+    if previous is not None and previous.sha256 == sha:
+        return _Page(url, response.etag, response.last_modified, sha, previous.title, previous.text, previous.links,
+                     previous.size)
+    if response.content_type in _HTML_TYPES:
+        text, title = _html(response.body)
+        links = _links(response)
+    elif response.content_type == "text/plain":
+        text, title, links = _plain(response.body), "", ()
+    else:
+        raise Unreadable(f"not a web page ({response.content_type or 'no content type'})")
+    return _Page(url, response.etag, response.last_modified, sha, title or url, text, links, len(response.body))
+
+
+def _links(response: Response) -> tuple[str, ...]:
+    import lxml.html
+
+    try:
+        tree = lxml.html.document_fromstring(response.body, base_url=response.url)
+    except Exception:  # lxml raises ParserError or ValueError on pages it cannot read
+        return ()
+    found = []
+    for element, attribute, link, _ in tree.iterlinks():
+        if element.tag == "a" and attribute == "href":
+            url = urldefrag(urljoin(response.url, link))[0]
+            if urlsplit(url).scheme in ("http", "https"):
+                found.append(url)
+    return tuple(dict.fromkeys(found))
+
+
+def _sitemap_urls(fetcher: Fetcher, url: str, nested: bool = True) -> list[str]:
+    from lxml import etree
+
+    response = fetcher.get(url)
+    try:
+        root = etree.fromstring(response.body or b"", etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as error:
+        raise FetchFailed(f"not a sitemap ({error})") from error
+    locations = [loc.strip() for loc in root.xpath("//*[local-name()='loc']/text()")]
+    if etree.QName(root).localname == "sitemapindex":
+        if not nested:
+            return []
+        return [page for sitemap in locations for page in _sitemap_urls(fetcher, sitemap, nested=False)]
+    return [urldefrag(location)[0] for location in locations]
