@@ -4,18 +4,23 @@
 slice less HOLDOUT articles (whose questions then have no answer in the corpus),
 asks every question, and chooses:
 - `retrieval_weight`: how much of retrieval's score joins the selector's logit when
-  ranking sentences (the value with the best quote-hit@1);
+  ranking sentences, with how many candidate sentences the selector reads and the dense
+  share of passage ranking (the values with the best quote-hit@1; the last two are
+  reported for config/defaults.toml and index/search.py);
 - `coverage_weight`, `scale`, `offset`: a logistic model of "the first quote holds the
   answer" over the best quote's score and its passage's coverage of the question;
 - the `min_confidence` that answers ANSWERED of the in-corpus questions, reported for
   config/defaults.toml.
-It writes bot/selector/calibration.json (and refreshes the checksums) and
+It writes bot/selector/calibration.json (and refreshes the checksums),
+min_confidence, selector_candidates and quote_max_chars into config/defaults.toml, and
 bench/results/selector-calibration.json.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import sys
 import tempfile
 from dataclasses import asdict, replace
@@ -31,11 +36,17 @@ from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noq
 from bot.selector import MODEL_DIR, Calibration, write_checksum  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.build import SilentProgress, build_index  # noqa: E402
+from index.search import Weights  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 HOLDOUT = 100
 ANSWERED = 0.96
 RETRIEVAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+CANDIDATES = (8, 12)  # sentences the selector reads per question (fewer: faster)
+# Dense share of the passage ranking: SQuAD-era 0.4, or more for questions that paraphrase.
+PASSAGE_DENSE = (0.4, 0.7, 1.0)
+QUOTE_MAX_CHARS = (380, 340, 300, 260)
+FIRST_QUOTE_CHARS = 300
 COVERAGE_WEIGHTS = (0.0, 1.0, 2.0, 4.0)
 
 
@@ -50,17 +61,35 @@ def main() -> int:
         write_eval_corpus(corpus, calib, (), held_out)
         settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=ROOT / "var" / "cache")
         build_index(settings, SilentProgress(), force=True)
-        answerer = Answerer(settings)
         questions = [(q, q.article not in held_out) for q in calib.questions]
-        best = None
-        for weight in RETRIEVAL_WEIGHTS:
-            answerer.selector.calibration = replace(answerer.selector.calibration, retrieval_weight=weight)
-            rows = [_row(answerer, q, in_corpus) for q, in_corpus in questions]
-            hit = np.mean([r["hit"] for r in rows if r["in_corpus"]])
-            print(f"retrieval_weight {weight}: quote-hit@1 {hit:.4f}", file=sys.stderr)
-            if best is None or hit > best[0]:
-                best = (hit, weight, rows)
-    hit, weight, rows = best
+        best, grid = None, []
+        for candidates, dense in itertools.product(CANDIDATES, PASSAGE_DENSE):
+            settings_k = settings.model_copy(update={"selector_candidates": candidates})
+            answerer = Answerer(settings_k, Weights(passage_dense=dense))
+            for weight in RETRIEVAL_WEIGHTS:
+                answerer.selector.calibration = replace(answerer.selector.calibration, retrieval_weight=weight)
+                rows = [_row(answerer, q, in_corpus) for q, in_corpus in questions]
+                hit = float(np.mean([r["hit"] for r in rows if r["in_corpus"]]))
+                grid.append({"selector_candidates": candidates, "passage_dense": dense, "retrieval_weight": weight,
+                             "quote_hit_at_1": round(hit, 4)})
+                print(grid[-1], file=sys.stderr)
+                if best is None or hit > best[0] + 0.005:  # more candidates only when clearly better
+                    best = (hit, weight, rows, candidates, dense)
+        hit, weight, rows, candidates, dense = best
+        # The longest quotes whose mean first quote stays within FIRST_QUOTE_CHARS.
+        answerer = Answerer(settings.model_copy(update={"selector_candidates": candidates}), Weights(passage_dense=dense))
+        answerer.selector.calibration = replace(answerer.selector.calibration, retrieval_weight=weight)
+        lengths = []
+        for quote_max_chars in QUOTE_MAX_CHARS:
+            answerer.settings = answerer.settings.model_copy(update={"quote_max_chars": quote_max_chars})
+            trial = [_row(answerer, q, in_corpus) for q, in_corpus in questions]
+            mean_chars = float(np.mean([r["chars"] for r in trial if r["in_corpus"] and r["chars"]]))
+            lengths.append({"quote_max_chars": quote_max_chars, "mean_first_quote_chars": round(mean_chars, 1),
+                            "quote_hit_at_1": round(float(np.mean([r["hit"] for r in trial if r["in_corpus"]])), 4)})
+            print(lengths[-1], file=sys.stderr)
+            rows, hit = trial, lengths[-1]["quote_hit_at_1"]
+            if mean_chars <= FIRST_QUOTE_CHARS:
+                break
     fitted = _fit_refusal(rows)
     calibration = Calibration(retrieval_weight=weight, **fitted["calibration"])
     (MODEL_DIR / "calibration.json").write_text(json.dumps(asdict(calibration), indent=2) + "\n", encoding="utf-8")
@@ -68,13 +97,25 @@ def main() -> int:
     report = {
         "data": f"TyDi QA English train, calib slice: {len(calib.articles)} articles, {len(questions)} questions, "
                 f"{HOLDOUT} articles held out of the index",
-        "retrieval_weight": weight, "calib_quote_hit_at_1": round(float(hit), 4),
+        "retrieval_weight": weight, "selector_candidates": candidates, "passage_dense": dense, "calib_quote_hit_at_1": round(float(hit), 4),
+        "grid": grid, "quote_lengths": lengths,
         **{k: v for k, v in fitted.items() if k != "calibration"}, "calibration": asdict(calibration),
     }
+    _set_defaults(min_confidence=report["min_confidence"], selector_candidates=candidates,
+                  quote_max_chars=lengths[-1]["quote_max_chars"])
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "selector-calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
     return 0
+
+
+def _set_defaults(**values: object) -> None:
+    """Write the calibrated values into config/defaults.toml, where settings read them."""
+    path = ROOT / "config" / "defaults.toml"
+    text = path.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = re.sub(rf"(?m)^{name} = .*$", f"{name} = {value}", text)
+    path.write_text(text, encoding="utf-8")
 
 
 def _row(answerer: Answerer, question, in_corpus: bool) -> dict:
@@ -87,7 +128,7 @@ def _row(answerer: Answerer, question, in_corpus: bool) -> dict:
     quotes = select_quotes(ranked, hits, 1, answerer.settings.quote_max_chars, searcher.document)
     hit = bool(quotes) and any(gold in quotes[0].text for gold in question.answers)
     best = ranked[0] if ranked else None
-    return {"in_corpus": in_corpus, "hit": hit and in_corpus,
+    return {"in_corpus": in_corpus, "hit": hit and in_corpus, "chars": len(quotes[0].text) if quotes else 0,
             "score": best.score if best else -20.0, "coverage": best.coverage if best else 0.0}
 
 

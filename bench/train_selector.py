@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+# OpenMP threads that spin while waiting crawl when anything else runs on the 2 cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluation import article_slice  # noqa: E402
+from bot.evaluation import article_file_name, article_slice  # noqa: E402
 from bot.selector import MAX_TOKENS, MODEL_DIR, Calibration, pair_text, write_checksum  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.embed import OnnxEmbedder, resolve_model  # noqa: E402
@@ -70,7 +72,7 @@ def read_items(path: Path, slice_name: str | None) -> list[_Item]:
     items = []
     for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
         title = article["title"]
-        if slice_name and article_slice(_file_title(title)) != slice_name:
+        if slice_name and article_slice(article_file_name(title)) != slice_name:
             continue
         for paragraph in article["paragraphs"]:
             context = paragraph["context"]
@@ -86,13 +88,6 @@ def read_items(path: Path, slice_name: str | None) -> list[_Item]:
                     continue
                 items.append(_Item(qa["question"], title.replace("_", " "), title + "\x00" + context[:80], texts, frozenset(holding), not impossible))
     return items
-
-
-def _file_title(title: str) -> str:
-    # The eval harness names articles by their file-safe title; slices hash that name.
-    import re
-
-    return re.sub(r"[^\w.-]+", "_", title).strip("._") or "article"
 
 
 def make_groups(items: list[_Item], rng: random.Random) -> list[Group]:
@@ -149,7 +144,7 @@ def train(groups: list[Group], output: Path) -> dict:
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(SEED)
-    torch.set_num_threads(int(os.environ.get("TRAIN_THREADS", "1")))
+    torch.set_num_threads(2)
     encoder = CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, max_length=MAX_TOKENS)
     model, tokenizer = encoder.model, encoder.tokenizer
     model.bert.encoder.layer = model.bert.encoder.layer[:LAYERS]

@@ -18,14 +18,23 @@ from index import store
 from index.engine import query_engine
 from index.errors import BadQuestion, IndexMismatch
 from index.lexical import tokenize
-from index.search import Hit, Searcher, Weights
+from index.search import Background, Hit, Searcher, Weights
 
 _WORD = re.compile(r"\w")
-_ABOUT_THE_DOCUMENT = re.compile(
-    r"\b(who (wrote|writes|is the author|authored|penned)|author|written by|byline|"
-    r"(title|headline) of (this|the)|what is (this|the) (article|document|piece|text) (called|titled))\b",
+# "Who wrote this?", "What is the article called?": facts of the document itself, not of its topic.
+_WHO_WROTE_IT = re.compile(
+    r"\bwho (wrote|writes|authored|penned|is the (author|writer))\b(?! \w+ \w+ (by|of) (?!this|the (article|document|piece|text|report|post|essay)))"
+    r"(?=.*\b(this|it|article|document|piece|text|report|post|essay|op-ed)\b|\W*$)|\bwho is the (author|writer)\W*$",
     re.I,
 )
+_WHAT_IS_IT_CALLED = re.compile(
+    r"\b(title|headline|name) of (this|the) (article|document|piece|text|report|post|essay)\b|"
+    r"\bwhat is (this|the) (article|document|piece|text|report|post|essay) (called|titled)\b",
+    re.I,
+)
+# A byline: "By Jane Doe", or a line that is just a name.
+_BYLINE = re.compile(r"(?:by\s+)?[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,3}", re.I)
+_NAME = re.compile(r"[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,3}")
 _BLANK_LINE = re.compile(r"\n\s*\n")
 # Quotes sharing this much of their vocabulary count as the same quote.
 NEAR_DUPLICATE = 0.8
@@ -39,9 +48,11 @@ class Answerer:
         self._weights = weights
         self._lock = threading.Lock()
         # Open the index first: a missing index should fail before any model load.
+        # The selector (verified, then loaded) meanwhile loads beside the embedder.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
+        selector = Background(load_selector, self.settings)
         self.engine = _checked_engine(self.settings, self._searcher)
-        self.selector = load_selector(self.settings)
+        self.selector = selector.result()
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(self, question: str, top: int | None = None) -> Answer:
@@ -108,16 +119,32 @@ def rank(
     if selector is None or not hits:
         return hits
     candidates = hits[: settings.selector_candidates]
-    if _ABOUT_THE_DOCUMENT.search(question):
-        # Who wrote it, what it is called: answered by the title and byline at a document's
-        # edges, which the question's words rarely retrieve.
-        seen = {hit.sentence_id for hit in candidates}
-        edges = [edge for edge in edges_of(candidates[0].document_id) if edge.sentence_id not in seen]
-        candidates = candidates + edges
     logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])
     weight = selector.calibration.retrieval_weight
     rescored = [replace(hit, selected=float(logit), score=float(logit) + weight * hit.score) for hit, logit in zip(candidates, logits)]
-    return sorted(rescored, key=lambda hit: -hit.score)
+    ranked = sorted(rescored, key=lambda hit: -hit.score)
+    about = _about_the_document(question, lambda: edges_of(ranked[0].document_id))
+    if about is not None:
+        # Its title and byline are what a question about the document itself asks for; they stand
+        # at its edges, which the question's words rarely retrieve and the selector never saw asked.
+        best = ranked[0]
+        about = replace(about, score=best.score + 1.0, selected=best.selected, coverage=best.coverage)
+        ranked = [about, *[hit for hit in ranked if hit.sentence_id != about.sentence_id]]
+    return ranked
+
+
+def _about_the_document(question: str, edges_of: Callable[[], list[Hit]]) -> Hit | None:
+    """For "who wrote this?", the document's byline; for "what is it called?", its first line."""
+    if _WHAT_IS_IT_CALLED.search(question):
+        edges = edges_of()
+        return edges[0] if edges else None
+    if not _WHO_WROTE_IT.search(question):
+        return None
+    edges = edges_of()
+    bylines = [edge for edge in edges if _BYLINE.fullmatch(edge.text) and edge.text.lower().startswith("by ")]
+    names = [edge for edge in edges if _NAME.fullmatch(edge.text)]
+    # A name line is often followed by the author's note; the last one has it beside it.
+    return bylines[0] if bylines else names[-1] if names else None
 
 
 def _checked_engine(settings: Settings, searcher: Searcher):

@@ -73,7 +73,7 @@ def load_eval_set(path: Path) -> EvalSet:
     articles: dict[str, str] = {}
     questions = []
     for number, article in enumerate(data):
-        title = _file_name(article.get("title") or f"article-{number}")
+        title = article_file_name(article.get("title") or f"article-{number}")
         articles[title] = "\n\n".join(p["context"].strip() for p in article["paragraphs"]) + "\n"
         for paragraph in article["paragraphs"]:
             for qa in paragraph.get("qas", []):
@@ -206,5 +206,6 @@ def write_eval_corpus(corpus: Path, eval_set: EvalSet, distractors: Iterable[Eva
             (folder / f"{title}.txt").write_text(text, encoding="utf-8")
 
 
-def _file_name(title: str) -> str:
+def article_file_name(title: str) -> str:
+    """An article title as the file name (and slice key) the eval harness gives it."""
     return re.sub(r"[^\w.-]+", "_", title).strip("._") or "article"

@@ -22,7 +22,7 @@ MODEL_DIR = Path(__file__).resolve().parent / "selector"
 FILES = ("model.onnx", "tokenizer.json", "calibration.json")
 CHECKSUMS = "SHA256SUMS.json"
 # Question, title and sentence are cut to this many tokens (long sentences lose their tail).
-MAX_TOKENS = 64
+MAX_TOKENS = 96
 TITLE_MAX_CHARS = 80
 
 

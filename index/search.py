@@ -130,7 +130,7 @@ class Searcher:
         # Checksums are verified beside the loads that follow (hashing releases
         # the GIL), and awaited before anything else, such as the ONNX model in
         # this generation, is loaded from it.
-        verification = _Background(store.verify, generation, manifest)
+        verification = Background(store.verify, generation, manifest)
         try:
             faiss_index = store.read_vectors(generation, settings.faiss_nprobe)
             passage_vectors = np.load(generation / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
@@ -332,24 +332,26 @@ def _counts(text: str, nouns: frozenset[str]) -> bool:
     return any(nouns & set(tokenize(match.group(1))) for match in _NUMBER_THEN_WORDS.finditer(text))
 
 
-class _Background:
-    """Runs a function in a thread; `result()` waits and re-raises its exception."""
+class Background:
+    """Runs a function in a thread; `result()` waits for its value and re-raises its exception."""
 
     def __init__(self, function: Callable[..., object], *arguments: object) -> None:
         self._error: BaseException | None = None
+        self._value: object = None
         self._thread = threading.Thread(target=self._run, args=(function, *arguments), daemon=True)
         self._thread.start()
 
     def _run(self, function: Callable[..., object], *arguments: object) -> None:
         try:
-            function(*arguments)
+            self._value = function(*arguments)
         except BaseException as error:  # handed to the caller of result()
             self._error = error
 
-    def result(self) -> None:
+    def result(self):
         self._thread.join()
         if self._error is not None:
             raise self._error
+        return self._value
 
 
 def check_compatible(manifest: store.Manifest, settings: Settings) -> None:

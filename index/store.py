@@ -28,7 +28,8 @@ import numpy as np
 from index.errors import IndexCorrupt, IndexMissing
 from index.types import Section
 
-FORMAT_VERSION = 2
+# 3: navigation lines left out, sentences split across wrapped lines and at clauses; sentence indexes.
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 METADATA = "meta.sqlite"
@@ -68,6 +69,9 @@ CREATE TABLE sentences (
     end INTEGER NOT NULL,
     line INTEGER NOT NULL
 );
+-- A question reads the sentences of its best passages, and a document's first and last ones.
+CREATE INDEX sentences_by_passage ON sentences(passage_id);
+CREATE INDEX sentences_by_document ON sentences(document_id);
 -- Where each section (heading path, EPUB chapter, slide title) of a document starts (index/formats.py).
 CREATE TABLE sections (
     document_id INTEGER NOT NULL REFERENCES documents(id),

@@ -55,10 +55,12 @@ def test_the_watch_filter_ignores_verbatims_own_writes_inside_the_corpus(tmp_pat
     corpus = write_corpus(tmp_path, {"notes.txt": "Notes."})
     # The default settings, run from inside the corpus: var/index, its cache and the feedback database under it.
     monkeypatch.chdir(corpus)
-    accept = corpus_change_filter(load_settings(corpus_dir="."))
-    own = ["var/index/build.lock", "var/index/CURRENT", "var/index/.CURRENT.1a2b.tmp",
-           "var/index/gen-20261125T000000.000000000-abcd/meta.sqlite", "var/index/.building-0123/passages.faiss",
-           "var/index/cache/embeddings.sqlite-wal", "var/index/cache/onnx-0123/model.onnx",
+    settings = load_settings(corpus_dir=".")
+    accept = corpus_change_filter(settings)
+    index = str(settings.index_dir)  # var/index/<corpus>-<hash>
+    own = [f"{index}/build.lock", f"{index}/CURRENT", f"{index}/.CURRENT.1a2b.tmp",
+           f"{index}/gen-20261125T000000.000000000-abcd/meta.sqlite", f"{index}/.building-0123/passages.faiss",
+           "var/cache/embeddings.sqlite-wal", "var/cache/onnx-0123/model.onnx",
            "var/feedback.sqlite", "var/feedback.sqlite-journal"]
     for name in own:  # watchfiles reports absolute paths
         assert not accept(Change.modified, str(corpus / name)), name
