@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-selector calibrate-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web discord eval clean
+.PHONY: train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -80,6 +80,12 @@ discord: $(STAMP)
 # The answer selector (bot/selector/): reproducible from the shared data with a fixed seed.
 train-selector: $(STAMP)
 	$(PY) bench/train_selector.py
+
+# The same two reports with the answer selector on (bench/results/eval-*-selector.json).
+eval-selector: $(STAMP)
+	@mkdir -p bench/results
+	VERBATIM_SELECTOR=true $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-selector.json
+	VERBATIM_SELECTOR=true $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-selector.json
 
 calibrate-selector: $(STAMP)
 	$(PY) bench/calibrate_selector.py

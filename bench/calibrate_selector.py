@@ -9,10 +9,10 @@ asks every question, and chooses:
   reported for config/defaults.toml and index/search.py);
 - `coverage_weight`, `scale`, `offset`: a logistic model of "the first quote holds the
   answer" over the best quote's score and its passage's coverage of the question;
-- the `min_confidence` that answers ANSWERED of the in-corpus questions, reported for
-  config/defaults.toml.
+- the threshold that answers ANSWERED of the in-corpus questions
+  (`selector_min_probability` in config/defaults.toml).
 It writes bot/selector/calibration.json (and refreshes the checksums),
-min_confidence, selector_candidates and quote_max_chars into config/defaults.toml, and
+selector_min_probability, selector_candidates and quote_max_chars into config/defaults.toml, and
 bench/results/selector-calibration.json.
 """
 
@@ -59,7 +59,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="verbatim-calibrate-") as scratch:
         corpus = Path(scratch) / "corpus"
         write_eval_corpus(corpus, calib, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=ROOT / "var" / "cache")
+        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=ROOT / "var" / "cache",
+                                 selector=True)
         build_index(settings, SilentProgress(), force=True)
         questions = [(q, q.article not in held_out) for q in calib.questions]
         best, grid = None, []
@@ -101,7 +102,7 @@ def main() -> int:
         "grid": grid, "quote_lengths": lengths,
         **{k: v for k, v in fitted.items() if k != "calibration"}, "calibration": asdict(calibration),
     }
-    _set_defaults(min_confidence=report["min_confidence"], selector_candidates=candidates,
+    _set_defaults(selector_min_probability=report["min_confidence"], selector_candidates=candidates,
                   quote_max_chars=lengths[-1]["quote_max_chars"])
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "selector-calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

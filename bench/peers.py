@@ -64,11 +64,12 @@ def evaluate(data: Dataset, name: str, build, ask) -> dict:
     return row
 
 
-def verbatim_build(data: Dataset, scratch: Path):
+def verbatim_build(data: Dataset, scratch: Path, selector: bool = False):
     def build():
         corpus = scratch / "corpus"
-        write_eval_corpus(corpus, data.eval_set, data.distractors, set())
-        settings = load_settings(corpus_dir=corpus, index_dir=scratch / "index", cache_dir=CACHE)
+        if not corpus.exists():
+            write_eval_corpus(corpus, data.eval_set, data.distractors, set())
+        settings = load_settings(corpus_dir=corpus, index_dir=scratch / f"index-{selector}", cache_dir=CACHE, selector=selector)
         build_index(settings, force=True)
         return Answerer(settings)
     return build
@@ -140,6 +141,7 @@ def run(data: Dataset) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         rows.append(evaluate(data, "**Verbatim answer()**", verbatim_build(data, Path(scratch)), verbatim_ask))
+        rows.append(evaluate(data, "Verbatim answer(), selector on", verbatim_build(data, Path(scratch), True), verbatim_ask))
     rows.append(evaluate(data, "LangChain recursive 1000/200 + FAISS", lambda: langchain_build(data), langchain_ask))
     rows.append(evaluate(data, "dense paragraphs, FAISS flat", lambda: dense_build(data),
                          lambda s, q: [data.paragraphs[i] for i in dense_ranking(s, q, 3)]))

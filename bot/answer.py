@@ -67,7 +67,10 @@ class Answerer:
         top = top or self.settings.top_quotes
         quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document)
         took_ms = (time.perf_counter() - started) * 1000
-        if sureness >= self.settings.min_confidence:
+        threshold = self.settings.selector_min_probability if self.selector else self.settings.min_confidence
+        if ranked and ranked[0].about:
+            sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
+        if sureness >= threshold:
             return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness)
         return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None)
 
@@ -115,20 +118,24 @@ def rank(
     edges_of: Callable[[int], list[Hit]] = lambda document_id: [],
 ) -> list[Hit]:
     """The best retrieval candidates re-scored by the selector (its logit plus a share of the
-    retrieval score), best first; retrieval's own order without a selector."""
-    if selector is None or not hits:
+    retrieval score), best first; retrieval's own order without a selector. A question about the
+    document itself ("Who wrote this?") puts its byline or title first."""
+    if not hits:
         return hits
-    candidates = hits[: settings.selector_candidates]
-    logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])
-    weight = selector.calibration.retrieval_weight
-    rescored = [replace(hit, selected=float(logit), score=float(logit) + weight * hit.score) for hit, logit in zip(candidates, logits)]
-    ranked = sorted(rescored, key=lambda hit: -hit.score)
+    ranked = hits
+    if selector is not None:
+        candidates = hits[: settings.selector_candidates]
+        logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])
+        weight = selector.calibration.retrieval_weight
+        rescored = [replace(hit, selected=float(logit), score=float(logit) + weight * hit.score)
+                    for hit, logit in zip(candidates, logits)]
+        ranked = sorted(rescored, key=lambda hit: -hit.score)
     about = _about_the_document(question, lambda: edges_of(ranked[0].document_id))
     if about is not None:
         # Its title and byline are what a question about the document itself asks for; they stand
         # at its edges, which the question's words rarely retrieve and the selector never saw asked.
         best = ranked[0]
-        about = replace(about, score=best.score + 1.0, selected=best.selected, coverage=best.coverage)
+        about = replace(about, score=best.score + 1.0, selected=best.selected, coverage=best.coverage, about=True)
         ranked = [about, *[hit for hit in ranked if hit.sentence_id != about.sentence_id]]
     return ranked
 

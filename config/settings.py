@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     top_quotes: int = Field(3, ge=1, le=10)
     quote_max_chars: int = Field(380, ge=0)
     candidate_passages: int = Field(10, ge=1)
-    min_confidence: float = 0.5
-    selector: bool = True
+    min_confidence: float = 1.51
+    selector: bool = False
+    selector_min_probability: float = Field(0.5, ge=0, le=1)
     selector_candidates: int = Field(12, ge=1, le=100)
     max_file_mb: float = Field(20, gt=0)
     faiss_exact_max: int = Field(200_000, ge=0)

@@ -67,6 +67,8 @@ class Hit:
     passage_lexical: float = 0.0
     # The answer selector's logit, where it scored this sentence.
     selected: float | None = None
+    # Put first by rule: the byline or title, for a question about the document itself.
+    about: bool = False
 
 
 @dataclass(frozen=True)

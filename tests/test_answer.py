@@ -28,6 +28,20 @@ def test_seed_article_answers_the_troops_question_with_the_exact_quote(seed_answ
     assert len({q.text for q in answer.quotes}) == len(answer.quotes)
 
 
+@pytest.mark.parametrize(
+    "question, expected",
+    [("Who wrote this?", "Abhinav Pandya is the founder"), ("What is the title of this article?", "Can Pakistan Be Trusted in Gaza?")],
+)
+def test_questions_about_the_document_itself_quote_its_byline_or_title(seed_answerer, question, expected):
+    answer = seed_answerer.answer(question)
+    assert answer.answered and expected in answer.quotes[0].text
+
+
+def test_navigation_lines_are_never_quoted(seed_answerer):
+    answer = seed_answerer.answer("See more on this Topic about Kurdish autonomy and congressional offices")
+    assert all("See more" not in quote.text and "Congressional Offices" not in quote.text for quote in answer.quotes)
+
+
 @pytest.mark.parametrize("question", ["Who won the football World Cup in 2022?", "What is a good recipe for lasagna?"])
 def test_questions_the_article_cannot_answer_are_refused(seed_answerer, question):
     answer = seed_answerer.answer(question)

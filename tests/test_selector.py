@@ -55,7 +55,7 @@ def test_a_missing_selector_file_is_a_clear_error(tmp_path):
 def handbook(tmp_path_factory):
     root = tmp_path_factory.mktemp("handbook")
     write_corpus(root, HANDBOOK)
-    settings = make_settings(root)
+    settings = make_settings(root, selector=True)
     build_index(settings)
     return Answerer(settings)
 
@@ -87,8 +87,8 @@ def test_near_misses_are_refused_and_name_the_closest_passage(handbook, question
 def test_the_answer_flips_exactly_at_the_threshold(handbook):
     question = "How many days of holiday do I get?"
     sureness = handbook.answer(question).confidence
-    at = Answerer(handbook.settings.model_copy(update={"min_confidence": sureness}))
-    above = Answerer(handbook.settings.model_copy(update={"min_confidence": sureness + 1e-3}))
+    at = Answerer(handbook.settings.model_copy(update={"selector_min_probability": sureness}))
+    above = Answerer(handbook.settings.model_copy(update={"selector_min_probability": sureness + 1e-3}))
     assert at.answer(question).answered
     refused = above.answer(question)
     assert not refused.answered and refused.closest is not None
