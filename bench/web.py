@@ -57,13 +57,14 @@ def main() -> None:
             scratch = Path(scratch)
             (scratch / "corpus").mkdir()
             env = {**os.environ, "VERBATIM_CORPUS_DIR": str(scratch / "corpus"),
-                   "VERBATIM_INDEX_DIR": str(scratch / "index"), "VERBATIM_WEB_DELAY_SECONDS": "0",
+                   "VERBATIM_INDEX_DIR": str(scratch / "index"), "VERBATIM_CACHE_DIR": str(scratch / "cache"),
+                   "VERBATIM_WEB_DELAY_SECONDS": "0",
                    "VERBATIM_WEB_MAX_PAGES": str(PAGES + 1)}
-            # Warm the ONNX export (a once-per-machine cost) with a one-file corpus, then start clean.
+            # Warm the ONNX export (a once-per-machine cost) with a one-file corpus, then empty the
+            # embedding cache. The file stays: removing a corpus's only document is refused.
             (scratch / "corpus" / "warm.txt").write_text("A warm-up sentence.\n")
             build(env)
-            (scratch / "corpus" / "warm.txt").unlink()
-            (scratch / "index" / "cache" / "embeddings.sqlite").unlink()
+            (scratch / "cache" / "embeddings.sqlite").unlink()
             subprocess.run([VERBATIM, "source", "add", site.base + "/site/", "--depth", "1"], env=env, check=True,
                            capture_output=True)
             first_wall, first = build(env)
