@@ -28,17 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import CACHE, DATA, RESULTS, ROOT  # (also puts the project on sys.path)
 
-from bot.answer import Answerer  # noqa: E402
+from bot.answer import Answerer, rank, select_quotes  # noqa: E402
 from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from bot.selector import MODEL_DIR, Calibration, write_checksum  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.build import SilentProgress, build_index  # noqa: E402
 from index.search import Weights  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 HOLDOUT = 100
 ANSWERED = 0.96
 RETRIEVAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -59,7 +57,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="verbatim-calibrate-") as scratch:
         corpus = Path(scratch) / "corpus"
         write_eval_corpus(corpus, calib, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=ROOT / "var" / "cache",
+        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE,
                                  selector=True)
         build_index(settings, SilentProgress(), force=True)
         questions = [(q, q.article not in held_out) for q in calib.questions]
@@ -104,8 +102,8 @@ def main() -> int:
     }
     _set_defaults(selector_min_probability=report["min_confidence"], selector_candidates=candidates,
                   quote_max_chars=lengths[-1]["quote_max_chars"])
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "selector-calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "selector-calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
     return 0
 
@@ -122,8 +120,6 @@ def _set_defaults(**values: object) -> None:
 def _row(answerer: Answerer, question, in_corpus: bool) -> dict:
     # Ask with refusal off, to see every question's best quote and its evidence.
     searcher = answerer.searcher
-    from bot.answer import rank, select_quotes
-
     hits = searcher.search(question.question)
     ranked = rank(question.question, hits, answerer.selector, searcher.document_title, answerer.settings, searcher.document_edges)
     quotes = select_quotes(ranked, hits, 1, answerer.settings.quote_max_chars, searcher.document)

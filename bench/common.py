@@ -27,6 +27,13 @@ def require_data(*names: str) -> list[Path]:
     return paths
 
 
+def write_results(name: str, lines: list[str]) -> None:
+    """Write a benchmark's report to bench/results/NAME and print it."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / name).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def percentile(values: list[float], percent: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import RESULTS, machine
+from common import machine, write_results
 
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus
@@ -38,9 +38,7 @@ def main() -> None:
         f"({outcomes['old']} answered from the previous index, {outcomes['new']} from the new one); errors: 0",
         "- the next build removed every leftover of the dead builds",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "crash.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("crash.md", lines)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CACHE, DATA, RESULTS, machine, percentile
+from common import CACHE, DATA, machine, percentile, write_results
 from corpus1000 import write_1000
 
 from bot.answer import Answerer
@@ -75,9 +75,7 @@ def main() -> None:
         f"- event-loop lag (monitor task, {TICK * 1000:.0f} ms ticks): max **{result['lag_max_ms']:.1f} ms**, "
         f"p99 {result['lag_p99_ms']:.1f} ms",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "discord.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("discord.md", lines)
 
 
 if __name__ == "__main__":

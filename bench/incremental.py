@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, machine
+from common import machine, write_results
 from corpus1000 import write_1000
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))
@@ -66,9 +66,7 @@ def main() -> None:
         f"**{100 * work_change / work_full:.1f}%**. Process start-up alone (`verbatim --help`): {startup:.2f} s; "
         "the no-op floor also hashes every file and compares it with the index.",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "incremental.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("incremental.md", lines)
 
 
 if __name__ == "__main__":

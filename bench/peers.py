@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, RESULTS, Stopwatch, machine, percentile, require_data
+from common import CACHE, Stopwatch, machine, percentile, require_data, write_results
 
 from bot.answer import Answerer
 from bot.evaluation import load_eval_set, select_slice, write_eval_corpus
@@ -172,9 +172,7 @@ def main() -> None:
         ]
         for row in rows:
             lines.append("| " + " | ".join(row["peer"] if h == "peer" else f"{row[h]:.3f}" if "hit" in h else f"{row[h]:.1f}" for h in header) + " |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "peers.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("peers.md", lines)
 
 
 if __name__ == "__main__":

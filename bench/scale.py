@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, Stopwatch, machine, percentile
+from common import Stopwatch, machine, percentile, write_results
 
 DIMENSION, QUERIES, K = 384, 300, 10
 DATA_KINDS = {
@@ -152,9 +152,7 @@ def main(count: int, data: str) -> None:
         "| nprobe | search p50 ms | p95 ms | recall@10 |",
         "|---|---|---|---|",
     ] + [f"| {r['nprobe']} | {r['p50']:.2f} | {r['p95']:.2f} | {r['recall']:.3f} |" for r in result["rows"]]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"scale-{data}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(f"scale-{data}.md", lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CACHE, ROOT, RESULTS, Stopwatch, machine, median, percentile, require_data
+from common import CACHE, ROOT, Stopwatch, machine, median, percentile, require_data, write_results
 
 from bot.answer import Answerer
 from bot.evaluation import write_eval_corpus, load_eval_set
@@ -114,9 +114,7 @@ def main() -> None:
             lines.append(f"| {name} | {p:.1f} ({p / base:.2f}×) | {s:.1f} |")
             print(lines[-1], flush=True)
     lines += ["", f"Peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB."]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("speed.md", lines)
 
 
 if __name__ == "__main__":

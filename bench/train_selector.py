@@ -14,7 +14,6 @@ it with). SQuAD 2.0's unanswerable questions give groups with no positive.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import json
 import random
@@ -27,8 +26,7 @@ import numpy as np
 
 # OpenMP threads that spin while waiting crawl when anything else runs on the 2 cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import CACHE, DATA, RESULTS, ROOT  # noqa: E402  (also puts the project on sys.path)
 
 from bot.evaluation import article_file_name, article_slice  # noqa: E402
 from bot.selector import MAX_TOKENS, MODEL_DIR, Calibration, pair_text, write_checksum  # noqa: E402
@@ -36,8 +34,8 @@ from config import load_settings  # noqa: E402
 from index.embed import OnnxEmbedder, resolve_model  # noqa: E402
 from index.engine import _cached_export  # noqa: E402
 from index.sentences import paragraphs, sentences  # noqa: E402
+from index.store import file_sha256  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 WORK = ROOT / "var" / "selector"
 SEED = 13
 LAYERS = 3
@@ -93,7 +91,7 @@ def read_items(path: Path, slice_name: str | None) -> list[_Item]:
 def make_groups(items: list[_Item], rng: random.Random) -> list[Group]:
     """One group per question: positive first is shuffled away; hard negatives from MiniLM."""
     # MiniLM through the same int8 ONNX export Verbatim retrieves with: what retrieval confuses is what we want.
-    embedder = OnnxEmbedder(_cached_export(load_settings(cache_dir=ROOT / "var" / "cache")))
+    embedder = OnnxEmbedder(_cached_export(load_settings(cache_dir=CACHE)))
     pool = [(item.paragraph, item.title, text) for item in _unique_passages(items) for text in item.sentence_texts]
     print(f"embedding {len(pool)} sentences and {len(items)} questions", file=sys.stderr)
     pool_vectors = embedder.embed([text for _, _, text in pool])
@@ -252,10 +250,10 @@ def main() -> int:
     print(json.dumps(stats), file=sys.stderr)
     stats |= train(groups, WORK / "trained")
     export(WORK / "trained", MODEL_DIR)
-    stats["model_sha256"] = hashlib.sha256((MODEL_DIR / "model.onnx").read_bytes()).hexdigest()
+    stats["model_sha256"] = file_sha256(MODEL_DIR / "model.onnx")
     (WORK / "training.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "selector-training.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "selector-training.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     print(json.dumps(stats), file=sys.stderr)
     return 0
 

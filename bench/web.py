@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, machine
+from common import machine, write_results
 from tests.web_server import Site, serve
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))
@@ -105,9 +105,7 @@ def main() -> None:
         f"The rebuild's own work (wall minus process start-up, {startup:.2f} s): {own_rebuild:.2f} s against "
         f"{own_first:.1f} s for the first crawl, **{100 * own_rebuild / own_first:.1f}%**.",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "web.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("web.md", lines)
 
 
 if __name__ == "__main__":

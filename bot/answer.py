@@ -64,13 +64,15 @@ class Answerer:
         hits = searcher.search(question)
         ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges)
         sureness = confidence(ranked, self.selector)
-        top = top or self.settings.top_quotes
-        quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document)
-        took_ms = (time.perf_counter() - started) * 1000
         threshold = self.settings.selector_min_probability if self.selector else self.settings.min_confidence
         if ranked and ranked[0].about:
             sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
-        if sureness >= threshold:
+        answered = sureness >= threshold
+        # A refusal shows only the closest passage: one quote is all it needs.
+        top = (top or self.settings.top_quotes) if answered else 1
+        quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document)
+        took_ms = (time.perf_counter() - started) * 1000
+        if answered:
             return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness)
         return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None)
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import bisect
-from contextlib import closing
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from bot.types import Answer, Quote
-from index import store
 from index.links import file_link, text_fragment
 from index.types import Section
 
@@ -16,25 +14,25 @@ from index.types import Section
 def answer_located(answerer, question: str, top: int | None = None) -> Answer:
     """`answerer.answer(question)` with each quote's location and link."""
     answer = answerer.answer(question, top)
-    return locate(answer, answerer.searcher.generation, answerer.settings.link_base)
+    return locate(answer, answerer.searcher.document_place, answerer.settings.link_base)
 
 
-def locate(answer: Answer, generation: Path, link_base: str | None) -> Answer:
-    """`answer` with slide, section and url set on its quotes (and on `closest`)."""
+Place = tuple[str, tuple[Section, ...]]
+
+
+def locate(answer: Answer, place_of: Callable[[str], Place | None], link_base: str | None) -> Answer:
+    """`answer` with slide, section and url set on its quotes (and on `closest`); `place_of(source)`
+    gives a document's kind and sections (`Searcher.document_place`)."""
     quotes = [*answer.quotes, *([answer.closest] if answer.closest else [])]
     if not quotes:
         return answer
-    places: dict[str, tuple[str, tuple[Section, ...]] | None] = {}
-    with closing(store.open_metadata(generation)) as connection:
-        for source in {quote.source for quote in quotes}:
-            row = connection.execute("SELECT id, kind FROM documents WHERE source = ?", (source,)).fetchone()
-            places[source] = (row[1], store.document_sections(connection, row[0])) if row else None
+    places = {source: place_of(source) for source in {quote.source for quote in quotes}}
     located = tuple(_located(quote, places[quote.source], link_base) for quote in answer.quotes)
     closest = _located(answer.closest, places[answer.closest.source], link_base) if answer.closest else None
     return replace(answer, quotes=located, closest=closest)
 
 
-def _located(quote: Quote, place: tuple[str, tuple[Section, ...]] | None, link_base: str | None) -> Quote:
+def _located(quote: Quote, place: Place | None, link_base: str | None) -> Quote:
     if place is None:
         return quote
     kind, sections = place

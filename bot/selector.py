@@ -7,7 +7,6 @@ Its files are checked against the checksums committed beside them before loading
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import VerbatimError
+from index.store import file_sha256
 
 MODEL_DIR = Path(__file__).resolve().parent / "selector"
 FILES = ("model.onnx", "tokenizer.json", "calibration.json")
@@ -54,7 +54,7 @@ def pair_text(title: str, sentence: str) -> str:
 
 def write_checksum(directory: Path) -> None:
     """Record the sha256 of the model's files (done once, when the model is trained)."""
-    sums = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in FILES}
+    sums = {name: file_sha256(directory / name) for name in FILES}
     (directory / CHECKSUMS).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
 
 
@@ -63,7 +63,7 @@ def verify(directory: Path) -> None:
     try:
         sums = json.loads((directory / CHECKSUMS).read_text(encoding="utf-8"))
         for name in FILES:
-            if hashlib.sha256((directory / name).read_bytes()).hexdigest() != sums[name]:
+            if file_sha256(directory / name) != sums[name]:
                 raise SelectorUnavailable(f"the answer selector's {name} does not match its checksum; reinstall Verbatim")
     except (OSError, ValueError, KeyError) as error:
         raise SelectorUnavailable(f"the answer selector in {directory} cannot be read ({error}); reinstall Verbatim") from error
@@ -93,8 +93,8 @@ class Selector:
         except Exception as error:  # onnxruntime raises its own untyped errors for bad models
             raise SelectorUnavailable(f"cannot load the answer selector: {error}") from error
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
-        self.calibration = read_calibration(directory)
         self._tokenizer.enable_padding()
+        self.calibration = read_calibration(directory)
 
     def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:
         """One logit per text."""

@@ -15,6 +15,7 @@ from index import store
 from index.errors import IndexCorrupt, IndexMismatch
 from index.lexical import K1, LexicalIndex, tokenize
 from index.notice import warn
+from index.types import Section
 
 QueryEmbedder = Callable[[str], np.ndarray]
 
@@ -226,6 +227,11 @@ class Searcher:
         """How many characters of document text the cache holds now."""
         with self._documents_lock:
             return self._documents_chars
+
+    def document_place(self, source: str) -> tuple[str, tuple[Section, ...]] | None:
+        """A document's kind and sections (where its headings, chapters or slides start), or None."""
+        row = self._metadata.execute("SELECT id, kind FROM documents WHERE source = ?", (source,)).fetchone()
+        return (row[1], store.document_sections(self._metadata, row[0])) if row else None
 
     def list_documents(self, contains: str = "", offset: int = 0, limit: int = 25) -> list[tuple[str, str]]:
         """(source, title) of indexed documents whose source contains `contains`, by source."""
