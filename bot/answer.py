@@ -32,9 +32,9 @@ _WHAT_IS_IT_CALLED = re.compile(
     r"\bwhat is (this|the) (article|document|piece|text|report|post|essay) (called|titled)\b",
     re.I,
 )
-# A byline: "By Jane Doe", or a line that is just a name.
-_BYLINE = re.compile(r"(?:by\s+)?[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,3}", re.I)
+# A line that is just a name, and a byline: "By Jane Doe".
 _NAME = re.compile(r"[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,3}")
+_BYLINE = re.compile(r"[Bb][Yy]\s+" + _NAME.pattern)
 _BLANK_LINE = re.compile(r"\n\s*\n")
 # Quotes sharing this much of their vocabulary count as the same quote.
 NEAR_DUPLICATE = 0.8
@@ -150,7 +150,7 @@ def _about_the_document(question: str, edges_of: Callable[[], list[Hit]]) -> Hit
     if not _WHO_WROTE_IT.search(question):
         return None
     edges = edges_of()
-    bylines = [edge for edge in edges if _BYLINE.fullmatch(edge.text) and edge.text.lower().startswith("by ")]
+    bylines = [edge for edge in edges if _BYLINE.fullmatch(edge.text)]
     names = [edge for edge in edges if _NAME.fullmatch(edge.text)]
     # A name line is often followed by the author's note; the last one has it beside it.
     return bylines[0] if bylines else names[-1] if names else None

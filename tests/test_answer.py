@@ -119,3 +119,16 @@ def test_pdf_quotes_cite_page_and_line_within_the_page(tmp_path):
     assert quote.page == 2 and quote.line == 1 and "twelve percent" in quote.text
     assert answerer.searcher.document_text(0)[quote.start : quote.end] == quote.text
     assert answer.to_json()["quotes"][0]["page"] == 2
+
+
+def test_a_byline_must_be_by_and_a_capitalised_name():
+    from bot.answer import _about_the_document
+    from index.search import Hit
+
+    def edge(number, text):
+        return Hit("a.txt", number, number + len(text), 1, text, 0.0, 0, number, 0)
+
+    edges = [edge(0, "A Title Of Sorts"), edge(1, "by the way it"), edge(2, "By Jane Doe"), edge(3, "Last words.")]
+    assert _about_the_document("Who wrote this?", lambda: edges).text == "By Jane Doe"
+    no_byline = [edge(0, "A title"), edge(1, "by the way it")]
+    assert _about_the_document("Who wrote this?", lambda: no_byline) is None
