@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web discord eval clean
+.PHONY: fit-ranker train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -40,6 +40,10 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web
+
+# Fit the sentence ranker (bot/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
+fit-ranker: $(STAMP)
+	cd bench && ../$(PY) fit_ranker.py
 
 bench-peers: $(BENCH_STAMP)
 	cd bench && ../$(PY) peers.py

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from bot.ranker import Ranker
 from bot.selector import Selector, pair_text
 from bot.types import Answer, Quote
 from config import Settings, load_settings
@@ -53,6 +54,8 @@ class Answerer:
         selector = Background(load_selector, self.settings)
         self.engine = _checked_engine(self.settings, self._searcher)
         self.selector = selector.result()
+        # The selector, when on, ranks and refuses on its own evidence.
+        self.ranker = load_ranker(self.settings) if self.selector is None else None
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(self, question: str, top: int | None = None) -> Answer:
@@ -62,9 +65,11 @@ class Answerer:
         check_question(question, self.settings.max_question_chars)
         searcher = self._current_searcher()
         hits = searcher.search(question)
-        ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges)
-        sureness = confidence(ranked, self.selector)
-        threshold = self.settings.selector_min_probability if self.selector else self.settings.min_confidence
+        ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges,
+                      self.ranker)
+        # The ranker's refusal model reads retrieval's own scores, before its re-ranking.
+        sureness = self.ranker.probability(question, hits) if self.ranker else confidence(ranked, self.selector)
+        threshold = self._threshold()
         if ranked and ranked[0].about:
             sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
         answered = sureness >= threshold
@@ -75,6 +80,11 @@ class Answerer:
         if answered:
             return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness)
         return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None)
+
+    def _threshold(self) -> float:
+        if self.selector:
+            return self.settings.selector_min_probability
+        return self.settings.ranker_min_probability if self.ranker else self.settings.min_confidence
 
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
@@ -111,6 +121,16 @@ def _shared_selector() -> Selector:
     return Selector()
 
 
+def load_ranker(settings: Settings) -> Ranker | None:
+    """The fitted sentence ranker (read once per process), unless settings turn it off."""
+    return _shared_ranker() if settings.ranker else None
+
+
+@functools.cache
+def _shared_ranker() -> Ranker:
+    return Ranker.load()
+
+
 def rank(
     question: str,
     hits: list[Hit],
@@ -118,14 +138,18 @@ def rank(
     title: Callable[[int], str],
     settings: Settings,
     edges_of: Callable[[int], list[Hit]] = lambda document_id: [],
+    ranker: Ranker | None = None,
 ) -> list[Hit]:
     """The best retrieval candidates re-scored by the selector (its logit plus a share of the
-    retrieval score), best first; retrieval's own order without a selector. A question about the
-    document itself ("Who wrote this?") puts its byline or title first."""
+    retrieval score) or else by the ranker, best first; retrieval's own order without either.
+    A question about the document itself ("Who wrote this?") puts its byline or title first."""
     if not hits:
         return hits
     ranked = hits
-    if selector is not None:
+    if selector is None and ranker is not None:
+        scores = ranker.scores(question, hits)
+        ranked = sorted((replace(hit, score=float(score)) for hit, score in zip(hits, scores)), key=lambda hit: -hit.score)
+    elif selector is not None:
         candidates = hits[: settings.selector_candidates]
         logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])
         weight = selector.calibration.retrieval_weight
@@ -179,7 +203,8 @@ def check_question(question: str, max_chars: int) -> None:
 def confidence(ranked: list[Hit], selector: Selector | None) -> float:
     """How sure Verbatim is that the best quote answers: with the selector, its best logit
     plus a share of retrieval's evidence, as a probability (calibrated, bench/calibrate_selector.py);
-    without it, the retrieval confidence of earlier versions (score + half coverage + best cosine)."""
+    without it, the retrieval confidence of earlier versions (score + half coverage + best cosine).
+    (With the ranker, Ranker.probability says instead.)"""
     if not ranked:
         return 0.0
     best = ranked[0]

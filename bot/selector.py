@@ -52,21 +52,21 @@ def pair_text(title: str, sentence: str) -> str:
     return f"{title} | {sentence}" if title else sentence
 
 
-def write_checksum(directory: Path) -> None:
-    """Record the sha256 of the model's files (done once, when the model is trained)."""
-    sums = {name: file_sha256(directory / name) for name in FILES}
+def write_checksum(directory: Path, files: Sequence[str] = FILES) -> None:
+    """Record the sha256 of a model's files (done once, when the model is trained)."""
+    sums = {name: file_sha256(directory / name) for name in files}
     (directory / CHECKSUMS).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
 
 
-def verify(directory: Path) -> None:
+def verify(directory: Path, files: Sequence[str] = FILES, what: str = "answer selector") -> None:
     """Raise SelectorUnavailable unless every file matches its recorded checksum."""
     try:
         sums = json.loads((directory / CHECKSUMS).read_text(encoding="utf-8"))
-        for name in FILES:
+        for name in files:
             if file_sha256(directory / name) != sums[name]:
-                raise SelectorUnavailable(f"the answer selector's {name} does not match its checksum; reinstall Verbatim")
+                raise SelectorUnavailable(f"the {what}'s {name} does not match its checksum; reinstall Verbatim")
     except (OSError, ValueError, KeyError) as error:
-        raise SelectorUnavailable(f"the answer selector in {directory} cannot be read ({error}); reinstall Verbatim") from error
+        raise SelectorUnavailable(f"the {what} in {directory} cannot be read ({error}); reinstall Verbatim") from error
 
 
 def read_calibration(directory: Path) -> Calibration:

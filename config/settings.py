@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     quote_max_chars: int = Field(380, ge=0)
     candidate_passages: int = Field(10, ge=1)
     min_confidence: float = 1.51
+    ranker: bool = True
+    ranker_min_probability: float = Field(0.5, ge=0, le=1)
     selector: bool = False
     selector_min_probability: float = Field(0.5, ge=0, le=1)
     selector_candidates: int = Field(12, ge=1, le=100)

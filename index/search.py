@@ -70,6 +70,8 @@ class Hit:
     selected: float | None = None
     # Put first by rule: the byline or title, for a question about the document itself.
     about: bool = False
+    # The sentence's place in its passage (0: the passage's first sentence).
+    order: int = 0
 
 
 @dataclass(frozen=True)
@@ -307,9 +309,11 @@ class Searcher:
         coverage = {passage_id: query.overlap(terms) for passage_id, terms in passage_terms.items()}
         w = self.weights
         hits = []
+        first_of_passage: dict[int, int] = {}
         for (sentence_id, passage_id, document_id, source, start, end, line), text, terms, cosine in zip(
             rows, texts, sentence_terms, cosines.tolist()
         ):
+            order = sentence_id - first_of_passage.setdefault(passage_id, sentence_id)
             lexical = query.overlap(terms)
             passage = passages[passage_id]
             typed = w.answer_type if query.asks_for_number and _HAS_NUMBER.search(text) else 0.0
@@ -319,7 +323,7 @@ class Searcher:
             hits.append(Hit(
                 source, start, end, line, text, score, passage_id, sentence_id, document_id,
                 cosine, lexical, passage.combined, coverage[passage_id],
-                passage.dense, passage.lexical,
+                passage.dense, passage.lexical, order=order,
             ))
         hits.sort(key=lambda hit: -hit.score)
         return hits

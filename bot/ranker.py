@@ -1,0 +1,119 @@
+"""A learned sentence ranker: a linear model over retrieval's evidence for each candidate.
+
+Retrieval's hand-mixed score was tuned on SQuAD, whose questions reuse the answer
+sentence's words; real questions paraphrase. The ranker adds what kind of answer the
+question asks for (a year for "when", a name for "who", a definition for "what is")
+and fits the weights on real questions (TyDi QA's train slice) and SQuAD train
+articles: `make fit-ranker`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.selector import SelectorUnavailable, verify
+from index.lexical import tokenize
+from index.search import Hit
+
+MODEL_DIR = Path(__file__).resolve().parent / "ranker"
+FILES = ("ranker.json",)
+
+QUESTION_KINDS = ("when", "who", "where", "how_many", "what_is", "other")
+SENTENCE_TRAITS = ("has_year", "has_number", "new_names", "defines", "first_in_passage", "new_words")
+BASE = (
+    "dense", "lexical", "passage_dense", "passage_lexical", "coverage", "retrieval",
+    "first_in_passage", "order", "length",
+)
+FEATURES = BASE + tuple(f"{kind}*{trait}" for kind in QUESTION_KINDS for trait in SENTENCE_TRAITS)
+
+_KINDS = (
+    ("when", re.compile(r"\b(when|what year|which year|what date|how long ago)\b", re.I)),
+    ("how_many", re.compile(r"\bhow (many|much|long|old|big|large|tall|far|high)\b|\bwhat (is|was) the (population|number|size|area)\b", re.I)),
+    ("who", re.compile(r"\bwho(m|se)?\b", re.I)),
+    ("where", re.compile(r"\bwhere\b|\bwhat (country|city|state|continent|place)\b", re.I)),
+    ("what_is", re.compile(r"^\s*(what|who) (is|are|was|were) (an? |the )?[\w'’ -]{1,40}\??\s*$", re.I)),
+)
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(January|February|March|April|May|June|July|August|September|October|November|December)\b")
+_NUMBER = re.compile(r"\d")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+_DEFINES = re.compile(r"\b(is|are|was|were) (an?|the|one of)\b|\brefers to\b|\bknown as\b")
+
+
+def question_kind(question: str) -> str:
+    """What sort of answer the question asks for (the first kind that matches; `other` if none)."""
+    return next((kind for kind, pattern in _KINDS if pattern.search(question)), "other")
+
+
+def features(question: str, hits: Sequence[Hit]) -> np.ndarray:
+    """One row of FEATURES per candidate sentence."""
+    kind = QUESTION_KINDS.index(question_kind(question))
+    asked = set(tokenize(question))
+    rows = np.zeros((len(hits), len(FEATURES)))
+    for row, hit in zip(rows, hits):
+        row[: len(BASE)] = (
+            hit.dense, hit.lexical, hit.passage_dense, hit.passage_lexical, hit.coverage, hit.score,
+            float(hit.order == 0), min(hit.order, 8) / 8, math.log(max(len(hit.text), 10)),
+        )
+        start = len(BASE) + kind * len(SENTENCE_TRAITS)
+        row[start : start + len(SENTENCE_TRAITS)] = _traits(hit, asked)
+    return rows
+
+
+def _traits(hit: Hit, asked: set[str]) -> tuple[float, ...]:
+    words = tokenize(hit.text)
+    new = [word for word in words if word not in asked]
+    names = set(tokenize(" ".join(_NAME.findall(hit.text)))) - asked
+    return (
+        float(bool(_YEAR.search(hit.text))), float(bool(_NUMBER.search(hit.text))), min(len(names), 4) / 4,
+        float(bool(_DEFINES.search(hit.text))), float(hit.order == 0), len(new) / max(len(words), 1),
+    )
+
+
+REFUSAL_FEATURES = ("best", "margin", "coverage", "dense", "passage_dense", "lexical")
+
+
+def refusal_evidence(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """What the refusal model reads, from candidates' ranker scores and FEATURES rows: the best
+    score and its lead over the next, the best one's passage coverage and word overlap, and the
+    best sentence and passage cosines."""
+    best = int(np.argmax(scores))
+    margin = scores[best] - np.partition(scores, -2)[-2] if len(scores) > 1 else 1.0
+    return np.array([scores[best], margin, rows[best, 4], rows[:, 0].max(), rows[:, 2].max(), rows[best, 1]])
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """Scores candidate sentences (higher: likelier to answer) and how likely the best one answers."""
+
+    weights: tuple[float, ...]
+    refusal_weights: tuple[float, ...]
+    refusal_bias: float
+
+    @classmethod
+    def load(cls, directory: Path = MODEL_DIR) -> Ranker:
+        """The fitted ranker, its checksum verified first."""
+        verify(directory, FILES, "sentence ranker")
+        stored = json.loads((directory / "ranker.json").read_text(encoding="utf-8"))
+        if tuple(stored["features"]) != FEATURES or tuple(stored["refusal_features"]) != REFUSAL_FEATURES:
+            raise SelectorUnavailable("the sentence ranker was fitted on other features; run `make fit-ranker`")
+        return cls(tuple(stored["weights"]), tuple(stored["refusal_weights"]), float(stored["refusal_bias"]))
+
+    def scores(self, question: str, hits: Sequence[Hit]) -> np.ndarray:
+        """One score per hit."""
+        return features(question, hits) @ np.asarray(self.weights)
+
+    def probability(self, question: str, hits: Sequence[Hit]) -> float:
+        """The probability that the best of the question's candidate sentences answers it."""
+        if not hits:
+            return 0.0
+        rows = features(question, hits)
+        z = float(refusal_evidence(rows @ np.asarray(self.weights), rows) @ np.asarray(self.refusal_weights))
+        z += self.refusal_bias
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))

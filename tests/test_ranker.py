@@ -1,0 +1,105 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from bot.answer import Answerer
+from bot.ranker import BASE, FEATURES, MODEL_DIR, SENTENCE_TRAITS, Ranker, features, question_kind
+from bot.selector import SelectorUnavailable
+from index.build import build_index
+from index.search import Hit
+from tests.conftest import make_settings, write_corpus
+from tests.test_selector import HANDBOOK
+
+
+def _hit(text: str, order: int = 0, **evidence: float) -> Hit:
+    return Hit("a.txt", 0, len(text), 1, text, evidence.pop("score", 1.0), 0, order, 0, order=order, **evidence)
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("When was the Eiffel Tower built?", "when"),
+    ("In what year did the war end?", "when"),
+    ("What year did the war end?", "when"),
+    ("Who founded the company?", "who"),
+    ("Where is the river's source?", "where"),
+    ("How many people live in Lagos?", "how_many"),
+    ("What is a quasar?", "what_is"),
+    ("Why is the sky blue?", "other"),
+])
+def test_questions_are_told_apart_by_the_kind_of_answer_they_ask_for(question, kind):
+    assert question_kind(question) == kind
+
+
+def test_answer_traits_are_read_only_under_the_questions_kind():
+    rows = features("When did the bridge open?", [_hit("The bridge opened in 1932."), _hit("The bridge is long.", order=1)])
+    when = len(BASE)  # "when" is the first kind
+    year = when + SENTENCE_TRAITS.index("has_year")
+    assert rows[0, year] == 1.0 and rows[1, year] == 0.0
+    assert not rows[:, when + len(SENTENCE_TRAITS):].any()  # no other kind's columns
+    assert rows.shape == (2, len(FEATURES))
+
+
+def test_the_fitted_ranker_prefers_a_year_for_a_when_question():
+    ranker = Ranker.load()
+    question = "When did the bridge open to traffic?"
+    dated, undated = _hit("The bridge opened to traffic in 1932."), _hit("The bridge opened to traffic with a parade.")
+    scores = ranker.scores(question, [undated, dated])
+    assert scores[1] > scores[0]
+
+
+def test_a_ranker_that_does_not_match_its_checksum_is_refused(tmp_path):
+    copy = tmp_path / "ranker"
+    shutil.copytree(MODEL_DIR, copy)
+    stored = json.loads((copy / "ranker.json").read_text())
+    stored["weights"][0] += 1.0
+    (copy / "ranker.json").write_text(json.dumps(stored))
+    with pytest.raises(SelectorUnavailable, match="checksum"):
+        Ranker.load(copy)
+    Ranker.load()  # the shipped one is intact
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory):
+    root = tmp_path_factory.mktemp("handbook")
+    write_corpus(root, HANDBOOK)
+    settings = make_settings(root)
+    build_index(settings)
+    return Answerer(settings)
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("How many days of holiday do I get?", "25 days"),
+    ("Where can I park my bicycle?", "basement rack"),
+    ("How long must a password be?", "14 characters"),
+    ("When is the Amsterdam office open?", "Monday to Friday"),
+])
+def test_the_ranker_answers_paraphrased_questions(handbook, question, expected):
+    assert handbook.ranker is not None
+    answer = handbook.answer(question)
+    assert answer.answered and expected in answer.quotes[0].text
+
+
+@pytest.mark.parametrize("question", ["Who won the 2022 football World Cup?", "What is the capital of Peru?"])
+def test_the_ranker_refuses_questions_off_the_shelf(handbook, question):
+    answer = handbook.answer(question)
+    assert not answer.answered and answer.closest is not None
+
+
+def test_the_answer_flips_exactly_at_the_ranker_threshold(handbook):
+    question = "How many days of holiday do I get?"
+    sureness = handbook.answer(question).confidence
+    assert 0 < sureness < 1
+    at = Answerer(handbook.settings.model_copy(update={"ranker_min_probability": sureness}))
+    above = Answerer(handbook.settings.model_copy(update={"ranker_min_probability": min(1.0, sureness + 1e-3)}))
+    assert at.answer(question).answered
+    assert not above.answer(question).answered
+
+
+def test_turning_the_ranker_off_restores_retrievals_order(handbook):
+    plain = Answerer(handbook.settings.model_copy(update={"ranker": False}))
+    assert plain.ranker is None
+    hits = plain.searcher.search("How long must a password be?")
+    answer = plain.answer("How long must a password be?")
+    assert answer.quotes[0].start <= hits[0].start < answer.quotes[0].end
+    assert np.isclose(answer.quotes[0].score, round(hits[0].score, 4))
