@@ -145,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
                      help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
     ask.add_argument("--json", action="store_true", help="one JSON object per answer")
+    ask.add_argument("--source", action="append", metavar="PATTERN",
+                     help="answer only from documents whose path (as the index names it) is PATTERN or matches it "
+                     "(fnmatch: 'reports/*.pdf'; a name without '/' matches in any folder); repeatable")
     ask.set_defaults(handler=_ask)
 
     evaluate = commands.add_parser(
@@ -287,7 +290,8 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
         # Python hands argv bytes that aren't UTF-8 over as lone surrogates, which
         # nothing downstream can encode: recover the bytes and decode them plainly.
         question, replaced = _utf8(arguments.question.encode(sys.getfilesystemencoding(), "surrogateescape"))
-        answer = answer_located(answerer, question, arguments.top)  # a BadQuestion is then the only line on stderr
+        # A BadQuestion, or a --source matching nothing, is then the only line on stderr.
+        answer = answer_located(answerer, question, arguments.top, sources=arguments.source)
         if replaced:
             _note_replaced("the question")
         sys.stdout.write(render(answer))
@@ -300,7 +304,7 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
         if not question.strip():
             continue
         try:
-            answer = answer_located(answerer, question, arguments.top)
+            answer = answer_located(answerer, question, arguments.top, sources=arguments.source)
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
             all_answered = False
