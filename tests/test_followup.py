@@ -122,3 +122,84 @@ def test_chat_reads_follow_ups_with_the_previous_question_until_new(articles, ca
     assert second.split("\n  — ")[1].startswith(SEED.name)
     assert "Read with" not in third and third.split("\n  — ")[1].startswith("club.txt")
     assert "Starting over" in captured.err
+
+
+@pytest.fixture
+async def bot(tmp_path, articles):
+    import discord.ext.test as dpytest
+
+    from bot.discord_bot import VerbatimBot
+    from tests.discord_fakes import offline
+
+    settings = articles.model_copy(update={"feedback_db": tmp_path / "feedback.sqlite", "discord_cooldown_rate": 20})
+    client = await offline(VerbatimBot(settings, Answerer(settings)))
+    yield client
+    await dpytest.empty_queue()
+    client.feedback.close()
+
+
+def _channel(bot, **options):
+    from tests.discord_fakes import FakeChannel, FakeGuildWithMe, FakeUser
+
+    return FakeChannel(FakeGuildWithMe(100, FakeUser(bot.user.id, "Verbatim", bot=True)), **options), FakeUser(42, "asker")
+
+
+def _shown(message) -> tuple[str | None, str]:
+    """The "read with" line and the first quote's citation of an answer in Discord."""
+    embed = message.embed
+    return embed.author.name, embed.fields[0].name
+
+
+async def test_follow_ups_in_the_thread_the_bot_opened_are_read_with_the_earlier_question(bot):
+    channel, asker = _channel(bot)
+    question = channel.say(asker, f"<@{bot.user.id}> {TURNS[0]}")
+    await bot.on_message(question)
+    (thread,) = channel.threads
+    assert thread.id == question.id and thread.name == TURNS[0]
+    first = thread.messages[-1]
+    assert first.embed.author.name is None and "3,500 troops" in first.embed.fields[0].value
+    # In the thread, without a mention (the message-content intent is on) and then with one.
+    await bot.on_message(thread.say(asker, TURNS[1]))
+    await bot.on_message(thread.say(asker, f"<@{bot.user.id}> {TURNS[2]}"))
+    second, third = thread.messages[-3], thread.messages[-1]
+    for answer in (second, third):
+        assert answer.reference is not None and answer.embed.title in TURNS[1:]
+        assert _shown(answer) == (f"Read with your earlier question: {TURNS[0]}", _shown(first)[1])
+    assert channel.threads == [thread] and len(channel.messages) == 1  # no new threads, nothing in the channel
+    # Chatter in the thread is not a question; in a thread the bot did not open nothing is read.
+    await bot.on_message(thread.say(asker, "thanks, that helped a lot"))
+    assert thread.messages[-1].author == asker
+    other, _ = _channel(bot, parent=channel, name="someone else's thread")
+    await bot.on_message(other.say(asker, TURNS[1]))
+    assert len(other.messages) == 1
+
+
+async def test_a_reply_to_an_answer_follows_up_that_answer(bot):
+    bot.settings = bot.settings.model_copy(update={"discord_mention_threads": False})
+    channel, asker = _channel(bot)
+    await bot.on_message(channel.say(asker, f"<@{bot.user.id}> {TURNS[0]}"))
+    answer = channel.messages[-1]
+    await bot.on_message(channel.say(asker, f"<@{bot.user.id}> {TURNS[1]}"))  # a mention, not a reply: read alone
+    alone = channel.messages[-1]
+    assert alone.embed.author.name is None and alone.embed.fields[0].name.startswith("club.txt")
+    await bot.on_message(channel.say(asker, f"<@{bot.user.id}> {TURNS[1]}", reply_to=answer))
+    followed = channel.messages[-1]
+    assert followed.reference.message_id == channel.messages[-2].id
+    assert _shown(followed) == (f"Read with your earlier question: {TURNS[0]}", _shown(answer)[1])
+    # Without the message-content intent a reply that does not ping the bot arrives empty: nothing to answer.
+    await bot.on_message(channel.say(asker, "", reply_to=answer))
+    assert channel.messages[-1].author == asker
+
+
+async def test_the_bot_remembers_a_bounded_number_of_conversations(bot):
+    bot.settings = bot.settings.model_copy(update={"discord_cooldown_rate": 20})
+    bot.conversations = type(bot.conversations)(capacity=4)
+    channel, asker = _channel(bot)
+    for _ in range(3):
+        await bot.on_message(channel.say(asker, f"<@{bot.user.id}> {TURNS[0]}"))
+    first_thread, *_ = channel.threads
+    assert len(bot.conversations) == 4 and first_thread.id not in bot.conversations  # thread and answer each
+    await bot.on_message(first_thread.say(asker, TURNS[1]))
+    assert len(first_thread.messages) == 2  # forgotten: no longer a conversation to follow up
+    await bot.on_message(channel.threads[-1].say(asker, TURNS[1]))
+    assert len(channel.threads[-1].messages) == 3  # remembered: answered
