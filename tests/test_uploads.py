@@ -46,6 +46,11 @@ def test_a_file_over_the_size_limit_is_refused_before_anything_is_written(corpus
     with pytest.raises(UploadRefused, match="30.0 MB; files of at most 20 MB"):
         save_upload(corpus, "big.pdf", b"%PDF-1.4\n" + bytes(30_000_000), LIMITS)
     assert not (corpus / "uploads").exists()
+    with pytest.raises(UploadRefused, match="30.0 MB"):
+        LIMITS.check_size("big.pdf", 30_000_000)  # before downloading
+    LIMITS.check_count(5)
+    with pytest.raises(UploadRefused, match="6 files at once; add at most 5"):
+        LIMITS.check_count(6)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
