@@ -97,6 +97,9 @@ class _PassageScore:
 # The document cache holds at most this many characters of text in all (a
 # document can be 20 MB): enough for the documents behind many answers.
 DOCUMENT_CACHE_CHARS = 16_000_000
+# A scoped search reads its documents' passage vectors this many at a time (~100 MB as float32 at 384 dimensions).
+VECTORS_AT_ONCE = 65_536
+SQL_VARIABLES_AT_ONCE = 500
 
 
 class Searcher:
@@ -306,19 +309,29 @@ class Searcher:
     def _score_passages_within(self, query: _Query, documents: Sequence[int]) -> dict[int, _PassageScore]:
         """The best passages of `documents`, all of them scored: not the global best filtered, which
         a small document among many large ones would rarely reach."""
-        placeholders = ",".join("?" * len(documents))
-        rows = self._metadata.execute(
-            f"SELECT DISTINCT passage_id FROM sentences WHERE document_id IN ({placeholders})", list(documents)
-        ).fetchall()
-        passage_ids = np.array(sorted(row[0] for row in rows), dtype=np.int64)
+        passage_ids = np.array(sorted(self._passages_of(documents)), dtype=np.int64)
         if not passage_ids.size:
             return {}
-        cosines = np.asarray(self._passage_vectors[passage_ids], dtype=np.float32) @ query.vector
+        # In slices, so that a pattern matching most of a large index never holds all its vectors as float32 at once.
+        cosines = np.concatenate([
+            np.asarray(self._passage_vectors[passage_ids[at : at + VECTORS_AT_ONCE]], dtype=np.float32) @ query.vector
+            for at in range(0, passage_ids.size, VECTORS_AT_ONCE)
+        ])
         lexical = self._lexical_scores(query)[passage_ids]
         weight = self.weights.passage_dense
         combined = weight * cosines + (1 - weight) * lexical
         best = np.argsort(-combined, kind="stable")[: self._candidates]
         return {int(passage_ids[i]): _PassageScore(float(combined[i]), float(cosines[i]), float(lexical[i])) for i in best}
+
+    def _passages_of(self, documents: Sequence[int]) -> set[int]:
+        passages: set[int] = set()
+        for at in range(0, len(documents), SQL_VARIABLES_AT_ONCE):  # SQLite limits the variables of one statement
+            chunk = list(documents[at : at + SQL_VARIABLES_AT_ONCE])
+            rows = self._metadata.execute(
+                f"SELECT DISTINCT passage_id FROM sentences WHERE document_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            passages.update(row[0] for row in rows)
+        return passages
 
     def _lexical_scores(self, query: _Query) -> np.ndarray:
         """BM25 of every passage on a 0..1 scale: divided by what a passage matching every term strongly would score."""

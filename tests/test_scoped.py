@@ -80,3 +80,15 @@ def test_cli_ask_source_restricts_and_keeps_the_json_shape(many, capsys):
     record = json.loads(capsys.readouterr().out)
     assert set(record) == {"question", "answered", "quotes", "took_ms"}
     assert {quote["source"] for quote in record["quotes"]} == {"notes/garden.txt"}
+
+
+def test_a_scope_larger_than_one_database_statement_or_vector_slice_is_searched_whole(answerer, monkeypatch):
+    import index.search
+
+    searcher = answerer.searcher
+    everything = searcher.matching_documents(["*"])
+    assert len(everything) == 41
+    whole = [(hit.source, hit.start, hit.score) for hit in searcher.search(QUESTION, everything)]
+    monkeypatch.setattr(index.search, "SQL_VARIABLES_AT_ONCE", 3)
+    monkeypatch.setattr(index.search, "VECTORS_AT_ONCE", 4)
+    assert [(hit.source, hit.start, hit.score) for hit in searcher.search(QUESTION, everything)] == whole
