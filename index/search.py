@@ -185,8 +185,8 @@ class Searcher:
             matched = {document_id for document_id, source in rows if _source_matches(source, pattern)}
             if not matched:
                 raise DocumentNotIndexed(
-                    f"no document matches {pattern!r}: give a path as the index names it (`verbatim index status`, "
-                    "Discord's /documents), e.g. 'guide.md', 'reports/*.pdf' or '*.docx'"
+                    f"no document matches {pattern!r}: give its path in the corpus as citations show it (a web page "
+                    "by its URL), or a pattern, e.g. 'guide.md', 'reports/*.pdf' or '*.docx'"
                 )
             chosen |= matched
         return sorted(chosen)

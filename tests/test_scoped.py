@@ -73,8 +73,8 @@ def test_cli_ask_source_restricts_and_keeps_the_json_shape(many, capsys):
     where = ["--corpus", str(many.corpus_dir), "--index", str(many.index_dir)]
     assert main([*where, "ask", QUESTION, "--json", "--source", "notes/*", "--source", "missing/*.txt"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "verbatim: error: no document matches 'missing/*.txt': give a path as the index names it "
-        "(`verbatim index status`, Discord's /documents), e.g. 'guide.md', 'reports/*.pdf' or '*.docx'"
+        "verbatim: error: no document matches 'missing/*.txt': give its path in the corpus as citations show it "
+        "(a web page by its URL), or a pattern, e.g. 'guide.md', 'reports/*.pdf' or '*.docx'"
     )
     assert main([*where, "ask", QUESTION, "--json", "--source", "garden.txt"]) == 0
     record = json.loads(capsys.readouterr().out)
