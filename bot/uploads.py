@@ -200,8 +200,9 @@ def find_same_bytes(corpus_dir: Path, data: bytes, digest: str | None = None) ->
     digest = digest or hashlib.sha256(data).hexdigest()
     root = corpus_dir.resolve()
     for directory, subdirectories, files in os.walk(root):  # never follows directory links
-        subdirectories.sort()
-        for file_name in sorted(files):
+        # Hidden files are not in the shelf (builds skip them), and drafts of uploads in progress are hidden.
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        for file_name in sorted(name for name in files if not name.startswith(".")):
             path = Path(directory, file_name)
             try:
                 if not path.is_file() or path.stat().st_size != len(data):

@@ -203,3 +203,15 @@ async def test_the_bot_remembers_a_bounded_number_of_conversations(bot):
     assert len(first_thread.messages) == 2  # forgotten: no longer a conversation to follow up
     await bot.on_message(channel.threads[-1].say(asker, TURNS[1]))
     assert len(channel.threads[-1].messages) == 3  # remembered: answered
+
+
+def test_the_earlier_question_heads_the_embed_within_discords_limits():
+    from bot.discord_bot import followup_embed
+    from bot.discord_render import answer_embed
+    from tests.discord_fakes import check_embed
+
+    embed = followup_embed(answer_embed(_answer("how many?", "a.txt"), 1.5), "why " * 125 + "\n?")
+    assert embed.author.name.startswith("Read with your earlier question: why why") and "\n" not in embed.author.name
+    assert len(embed.author.name) == 256 and embed.author.name.endswith("…")
+    check_embed(embed)
+    assert followup_embed(answer_embed(_answer("how many?", "a.txt"), 1.5), None).author.name is None

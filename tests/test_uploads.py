@@ -143,6 +143,8 @@ def test_the_same_bytes_twice_are_refused_naming_the_copy_and_a_name_taken_gets_
     second = save_upload(corpus, "notes.txt", b"Other notes.\n", LIMITS)
     assert (first.name, second.name) == ("notes.txt", "notes-2.txt")
     assert first.read_bytes() == b"First notes.\n"  # never overwritten
+    (corpus / "uploads" / ".upload-draft.part").write_bytes(b"Draft notes.\n")  # another upload, half done
+    assert save_upload(corpus, "draft.txt", b"Draft notes.\n", LIMITS).name == "draft.txt"
 
 
 def test_limits_come_from_settings(tmp_path):
