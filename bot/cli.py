@@ -147,9 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
                      help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
     ask.add_argument("--json", action="store_true", help="one JSON object per answer")
-    ask.add_argument("--source", action="append", metavar="PATTERN",
-                     help="answer only from documents whose path (as the index names it) is PATTERN or matches it "
-                     "(fnmatch: 'reports/*.pdf'; a name without '/' matches in any folder); repeatable")
+    _add_source_option(ask)
     ask.set_defaults(handler=_ask)
 
     evaluate = commands.add_parser(
@@ -194,8 +192,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
                       help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
+    _add_source_option(chat)
     chat.set_defaults(handler=_chat)
     return parser
+
+
+def _add_source_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--source", action="append", metavar="PATTERN",
+                         help="answer only from documents whose path (as citations show it) is PATTERN or matches it "
+                         "(fnmatch: 'reports/*.pdf'; a name without '/' matches in any folder); repeatable")
 
 
 def _bounded(allowed: range) -> Callable[[str], int]:
@@ -361,6 +366,8 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
         sys.stdin.reconfigure(errors="replace")
     answerer = Answerer(settings)
     _hint_slow_path(answerer)
+    if arguments.source:
+        answerer.searcher.matching_documents(arguments.source)  # a pattern that matches nothing: say so before asking
     render = _renderer(False)
     print(f"Ask a question about the documents; a short follow-up is read with the one before ({NEW_CONVERSATION} "
           "starts over; empty line or Ctrl-D to quit).", file=sys.stderr)
@@ -377,7 +384,7 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
             print("Starting over: the next question is read on its own.", file=sys.stderr)
             continue
         try:
-            turn = answer_followup(answerer, question, previous, arguments.top)
+            turn = answer_followup(answerer, question, previous, arguments.top, arguments.source)
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.answer import check_question
@@ -91,13 +92,15 @@ def read_followup(question: str, previous: Turn | None, min_words: int = 2, max_
     return Reading(text, previous.cited, previous.read_with or previous.question, carried)
 
 
-def answer_followup(answerer, question: str, previous: Turn | None, top: int | None = None) -> Turn:
-    """Answer `question` read as a follow-up to `previous` (located, as every interface shows it);
-    the answer names the question as asked."""
+def answer_followup(
+    answerer, question: str, previous: Turn | None, top: int | None = None, sources: Sequence[str] | None = None
+) -> Turn:
+    """Answer `question` read as a follow-up to `previous` (located, as every interface shows it), from
+    `sources` only if given; the answer names the question as asked."""
     settings = answerer.settings
     check_question(question.strip(), settings.max_question_chars)  # the user's own words must make a question
     reading = read_followup(question, previous, settings.followup_min_terms, settings.max_question_chars)
-    answer = answer_located(answerer, reading.question_text, top, prefer_sources=reading.prefer_sources)
+    answer = answer_located(answerer, reading.question_text, top, sources=sources, prefer_sources=reading.prefer_sources)
     return Turn(question.strip(), replace(answer, question=question.strip()), reading.read_with, reading.carried)
 
 

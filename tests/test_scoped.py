@@ -92,3 +92,15 @@ def test_a_scope_larger_than_one_database_statement_or_vector_slice_is_searched_
     monkeypatch.setattr(index.search, "SQL_VARIABLES_AT_ONCE", 3)
     monkeypatch.setattr(index.search, "VECTORS_AT_ONCE", 4)
     assert [(hit.source, hit.start, hit.score) for hit in searcher.search(QUESTION, everything)] == whole
+
+
+def test_cli_chat_source_keeps_a_whole_conversation_in_the_documents(many, capsys, monkeypatch):
+    where = ["--corpus", str(many.corpus_dir), "--index", str(many.index_dir)]
+    monkeypatch.setattr("builtins.input", lambda prompt="": pytest.fail("asked before the patterns were checked"))
+    assert main([*where, "chat", "--source", "nothing*"]) == 2
+    assert "no document matches 'nothing*'" in capsys.readouterr().err
+    lines = iter([QUESTION, "and in summer?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main([*where, "chat", "--source", "garden.txt"]) == 0
+    citations = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  — ")]
+    assert len(citations) >= 2 and all(line.startswith("  — notes/garden.txt") for line in citations)
