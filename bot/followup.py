@@ -31,7 +31,7 @@ MAX_CARRIED = 8
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 # A message that does not mention the bot asks only if it reads as a question ("thanks!" does not).
 _QUESTION_START = re.compile(
-    r"^\W*(and|but|so|or|what|whats|what's|who|whom|whose|when|where|which|why|how|is|are|was|were|do|does|did|"
+    r"^\W*(and|what|whats|what's|who|whom|whose|when|where|which|why|how|is|are|was|were|do|does|did|"
     r"can|could|will|would|should|has|have|had)\b",
     re.I,
 )

@@ -96,7 +96,7 @@ def test_the_users_own_words_must_make_a_question(answerer):
 
 def test_messages_that_do_not_mention_the_bot_ask_only_when_they_read_as_questions():
     assert all(map(reads_as_question, ["and when was that", "Who said it", "ok, but how many?", "Is it true"]))
-    assert not any(map(reads_as_question, ["thanks, that helped", "great answer", "lol", ""]))
+    assert not any(map(reads_as_question, ["thanks, that helped", "great answer", "so cool", "lol", ""]))
 
 
 def test_conversations_are_bounded_forgetting_the_least_recent():
