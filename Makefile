@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web discord eval clean
+.PHONY: fit-ranker train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -39,7 +39,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web
+bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web bench-scoped
 
 # Fit the sentence ranker (bot/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(STAMP)
@@ -73,6 +73,10 @@ bench-scale: $(BENCH_STAMP)
 
 bench-discord: $(BENCH_STAMP)
 	cd bench && ../$(PY) discord_load.py
+
+# Scoped questions (`ask --source`) about one small document among ~900: bench/results/scoped.md.
+bench-scoped: $(STAMP)
+	cd bench && ../$(PY) scoped.py
 
 bench-web: $(BENCH_STAMP)
 	cd bench && ../$(PY) web.py

@@ -7,7 +7,7 @@ import functools
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,15 +58,24 @@ class Answerer:
         self.ranker = load_ranker(self.settings) if self.selector is None else None
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
-    def answer(self, question: str, top: int | None = None) -> Answer:
-        """Quotes from the documents that answer `question`, or a refusal naming the closest passage."""
+    def answer(
+        self, question: str, top: int | None = None, *,
+        sources: Sequence[str] | None = None, prefer_sources: Sequence[str] = (),
+    ) -> Answer:
+        """Quotes from the documents that answer `question`, or a refusal naming the closest passage.
+
+        `sources` (paths or fnmatch patterns) answers from those documents only; `prefer_sources`
+        ranks their quotes a little higher (a follow-up prefers what was cited before)."""
         started = time.perf_counter()
         question = question.strip()
         check_question(question, self.settings.max_question_chars)
         searcher = self._current_searcher()
-        hits = searcher.search(question)
+        # Restricted before ranking, so a scoped question gets the best passages of its documents.
+        hits = searcher.search(question, searcher.matching_documents(sources) if sources else None)
         ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges,
                       self.ranker)
+        if prefer_sources and ranked and not ranked[0].about:
+            ranked = prefer(ranked, prefer_sources, self.settings.followup_source_boost)
         # The ranker's refusal model reads retrieval's own scores, before its re-ranking.
         sureness = self.ranker.probability(question, hits) if self.ranker else confidence(ranked, self.selector)
         threshold = self._threshold()
@@ -109,6 +118,13 @@ class Answerer:
                     self._searcher = searcher
                     self._pointer_mtime = mtime
         return self._searcher
+
+
+def prefer(hits: list[Hit], sources: Sequence[str], boost: float) -> list[Hit]:
+    """`hits` reordered as if those from `sources` scored `boost` more; their scores (and so the
+    confidence an answer is refused by) stay their own."""
+    preferred = set(sources)
+    return sorted(hits, key=lambda hit: -(hit.score + (boost if hit.source in preferred else 0.0)))
 
 
 def load_selector(settings: Settings) -> Selector | None:

@@ -29,6 +29,8 @@ EXIT_INTERRUPTED = 130
 
 # Quote counts --top accepts: the same bounds as the top_quotes setting.
 TOP_RANGE = range(1, 11)
+# Typed in `verbatim chat`, forgets the previous question: the next one is not read as a follow-up.
+NEW_CONVERSATION = "/new"
 
 EPILOG = (
     "Exit codes: 0 answered/ok, 1 the documents don't answer, 2 error (one line on stderr), 130 interrupted. "
@@ -145,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
                      help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
     ask.add_argument("--json", action="store_true", help="one JSON object per answer")
+    _add_source_option(ask)
     ask.set_defaults(handler=_ask)
 
     evaluate = commands.add_parser(
@@ -182,11 +185,22 @@ def _parser() -> argparse.ArgumentParser:
 
     add_source_commands(commands, common)
 
-    chat = commands.add_parser("chat", help="ask questions interactively", parents=[common])
+    chat = commands.add_parser(
+        "chat", help="ask questions interactively", parents=[common],
+        description="Ask questions one after another. A short follow-up (\"and when was that?\") is read with the "
+        f"key words of the question before it and prefers the documents its answer cited; {NEW_CONVERSATION} starts over.",
+    )
     chat.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
                       help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
+    _add_source_option(chat)
     chat.set_defaults(handler=_chat)
     return parser
+
+
+def _add_source_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--source", action="append", metavar="PATTERN",
+                         help="answer only from documents whose path (as citations show it) is PATTERN or matches it "
+                         "(fnmatch: 'reports/*.pdf'; a name without '/' matches in any folder); repeatable")
 
 
 def _bounded(allowed: range) -> Callable[[str], int]:
@@ -287,7 +301,8 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
         # Python hands argv bytes that aren't UTF-8 over as lone surrogates, which
         # nothing downstream can encode: recover the bytes and decode them plainly.
         question, replaced = _utf8(arguments.question.encode(sys.getfilesystemencoding(), "surrogateescape"))
-        answer = answer_located(answerer, question, arguments.top)  # a BadQuestion is then the only line on stderr
+        # A BadQuestion, or a --source matching nothing, is then the only line on stderr.
+        answer = answer_located(answerer, question, arguments.top, sources=arguments.source)
         if replaced:
             _note_replaced("the question")
         sys.stdout.write(render(answer))
@@ -300,7 +315,7 @@ def _ask(settings: Settings, arguments: argparse.Namespace) -> int:
         if not question.strip():
             continue
         try:
-            answer = answer_located(answerer, question, arguments.top)
+            answer = answer_located(answerer, question, arguments.top, sources=arguments.source)
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
             all_answered = False
@@ -343,7 +358,7 @@ def _note_replaced(what: str) -> None:
 
 def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.answer import Answerer
-    from bot.locate import answer_located
+    from bot.followup import answer_followup
     from index.errors import BadQuestion
 
     if hasattr(sys.stdin, "reconfigure"):
@@ -351,8 +366,12 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
         sys.stdin.reconfigure(errors="replace")
     answerer = Answerer(settings)
     _hint_slow_path(answerer)
+    if arguments.source:
+        answerer.searcher.matching_documents(arguments.source)  # a pattern that matches nothing: say so before asking
     render = _renderer(False)
-    print("Ask a question about the documents (empty line or Ctrl-D to quit).", file=sys.stderr)
+    print(f"Ask a question about the documents; a short follow-up is read with the one before ({NEW_CONVERSATION} "
+          "starts over; empty line or Ctrl-D to quit).", file=sys.stderr)
+    previous = None  # the last turn: what a follow-up is read with
     while True:
         try:
             question = input("? ")
@@ -360,10 +379,19 @@ def _chat(settings: Settings, arguments: argparse.Namespace) -> int:
             return EXIT_OK
         if not question.strip():
             return EXIT_OK
+        if question.strip() == NEW_CONVERSATION:
+            previous = None
+            print("Starting over: the next question is read on its own.", file=sys.stderr)
+            continue
         try:
-            print(render(answer_located(answerer, question, arguments.top)))
+            turn = answer_followup(answerer, question, previous, arguments.top, arguments.source)
         except BadQuestion as error:
             print(f"verbatim: {error}", file=sys.stderr)
+            continue
+        if turn.read_with:
+            print(f"Read with your earlier question: {turn.read_with}")
+        print(render(turn.answer))
+        previous = turn
 
 
 def _eval(settings: Settings, arguments: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from bot.discord_render import (
     FIELD_VALUE_MAX, MESSAGE_MAX, TITLE_MAX, answer_embed, code_span, context_text, fit, without_paths,
 )
 from bot.feedback import FeedbackStore
+from bot.followup import Conversations, Turn, answer_followup, reads_as_question
 from config import Settings
 from index.build import build_index
 from index.errors import BuildLocked, VerbatimError
@@ -34,6 +35,9 @@ PUBLIC_FAILURE = "Sorry, I couldn't finish this one."
 # `interaction.extras` key: a public "thinking…" placeholder is showing and no reply has replaced it yet.
 PLACEHOLDER = "verbatim:public-placeholder"
 NOT_HERE = "I only answer in the servers I was set up for."
+# Channels a thread can be opened in.
+THREADABLE = (discord.ChannelType.text, discord.ChannelType.news)
+AUTHOR_NAME_MAX = 256
 
 
 class MissingToken(VerbatimError):
@@ -200,6 +204,8 @@ class VerbatimBot(discord.Client):
         self.tree = VerbatimTree(self)
         self.build_lock = asyncio.Lock()
         self.mention_limiter = MentionLimiter(settings.discord_cooldown_rate, settings.discord_cooldown_seconds)
+        # The last turn of each thread the bot opened and of each answer it gave: what a follow-up is read with.
+        self.conversations = Conversations(settings.followup_threads)
         self._add_commands()
 
     async def setup_hook(self) -> None:
@@ -376,9 +382,11 @@ class VerbatimBot(discord.Client):
             return
         if not self.serves(message.guild.id if message.guild else None):
             return
-        # Only a mention typed in the message asks: a reply to the bot pings it too, but is not a question.
+        # A mention typed in the message asks. So does a follow-up: a message in a thread the bot opened, or a
+        # reply to one of its answers, that reads as a question (a reply pings the bot, but "thanks!" is no question).
         mention = re.compile(rf"<@!?{self.user.id}>")
-        if not mention.search(message.content):
+        previous = self._conversation_of(message)
+        if not mention.search(message.content) and (previous is None or not reads_as_question(message.content)):
             return
         # The cooldown comes first, so that empty or overlong mentions can't draw a reply every time.
         retry_after = self.mention_limiter.retry_after(message.author.id)
@@ -394,29 +402,63 @@ class VerbatimBot(discord.Client):
             return
         try:
             async with message.channel.typing():
-                embed, answer = await self.answer_to_embed(question)
+                turn = await asyncio.to_thread(answer_followup, self.answerer, question, previous)
         except Exception as error:  # the asker hears of it; discord.py would only log it
             await message.reply(user_message(error, self.settings, "a mention"), mention_author=False)
             return
+        answer = turn.answer
+        embed = followup_embed(answer_embed(answer, self.settings.min_confidence), turn.read_with)
         view = AnswerView(self) if answer.answered else discord.utils.MISSING
-        sent = await self._reply_in_thread(message, question, embed, view)
+        if previous is None:
+            sent, thread_id = await self._reply_in_thread(message, question, embed, view)
+        else:  # a follow-up is answered where it was asked: in the thread, or as a reply
+            sent = await message.reply(embed=embed, view=view, mention_author=False)
+            thread_id = message.channel.id if message.channel.id in self.conversations else None
+        # The thread's last answer, and this answer itself, are what the next follow-up is read with.
+        self.conversations.remember(turn, sent.id, *([thread_id] if thread_id is not None else []))
         if answer.answered:
             await asyncio.to_thread(self.feedback.remember, sent.id, answer)
 
-    async def _reply_in_thread(self, message: discord.Message, question: str, embed: discord.Embed, view) -> discord.Message:
+    def _conversation_of(self, message: discord.Message) -> Turn | None:
+        """The turn a message follows up: the answer it replies to, else the last answer in its thread."""
+        reference = message.reference
+        if reference is not None and reference.message_id is not None:
+            replied = self.conversations.get(reference.message_id)
+            if replied is not None:
+                return replied
+        return self.conversations.get(message.channel.id)
+
+    async def _reply_in_thread(
+        self, message: discord.Message, question: str, embed: discord.Embed, view
+    ) -> tuple[discord.Message, int | None]:
+        """The answer, in a new thread on the question where threads may be opened (with its id), else as a reply."""
         channel = message.channel
-        if (self.settings.discord_mention_threads and isinstance(channel, discord.TextChannel)
+        if (self.settings.discord_mention_threads and channel.type in THREADABLE
                 and channel.permissions_for(channel.guild.me).create_public_threads):
             try:
                 thread = await message.create_thread(name=question[:100])
-                return await thread.send(embed=embed, view=view)
+                return await thread.send(embed=embed, view=view), thread.id
             except (discord.Forbidden, discord.HTTPException):
                 pass  # threads not allowed here: answer in the channel
-        return await message.reply(embed=embed, view=view, mention_author=False)
+        return await message.reply(embed=embed, view=view, mention_author=False), None
 
     async def close(self) -> None:
         await super().close()
         self.feedback.close()
+
+
+def followup_embed(embed: discord.Embed, read_with: str | None) -> discord.Embed:
+    """`embed`, headed by the earlier question a follow-up was read with, if it was."""
+    if read_with:
+        # An author line is plain text (no markdown to escape) and never pings.
+        embed.set_author(name=fit_plain(f"Read with your earlier question: {read_with}", AUTHOR_NAME_MAX))
+    return embed
+
+
+def fit_plain(text: str, limit: int) -> str:
+    """`text` on one line in at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _document_line(source: str, title: str) -> str:

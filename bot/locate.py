@@ -11,9 +11,9 @@ from index.links import file_link, text_fragment
 from index.types import Section
 
 
-def answer_located(answerer, question: str, top: int | None = None) -> Answer:
-    """`answerer.answer(question)` with each quote's location and link."""
-    answer = answerer.answer(question, top)
+def answer_located(answerer, question: str, top: int | None = None, **scope) -> Answer:
+    """`answerer.answer(question, top, **scope)` (scope: `sources`, `prefer_sources`) with each quote's location and link."""
+    answer = answerer.answer(question, top, **scope)
     return locate(answer, answerer.searcher.document_place, answerer.settings.link_base)
 
 

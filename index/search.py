@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from config import Settings
 from index import store
-from index.errors import IndexCorrupt, IndexMismatch
+from index.errors import DocumentNotIndexed, IndexCorrupt, IndexMismatch
 from index.lexical import K1, LexicalIndex, tokenize
 from index.notice import warn
 from index.types import Section
@@ -98,6 +99,9 @@ class _PassageScore:
 # The document cache holds at most this many characters of text in all (a
 # document can be 20 MB): enough for the documents behind many answers.
 DOCUMENT_CACHE_CHARS = 16_000_000
+# A scoped search reads its documents' passage vectors this many at a time (~100 MB as float32 at 384 dimensions).
+VECTORS_AT_ONCE = 65_536
+SQL_VARIABLES_AT_ONCE = 500
 
 
 class Searcher:
@@ -164,13 +168,30 @@ class Searcher:
             return
         raise damage
 
-    def search(self, question: str) -> list[Hit]:
-        """Every sentence of the best passages, best first."""
+    def search(self, question: str, documents: Sequence[int] | None = None) -> list[Hit]:
+        """Every sentence of the best passages, best first; only those of `documents` (ids) if given."""
         self._verification.result()
         if self.manifest.passages == 0:
             return []
         query = self._query(question)
-        return self._score_sentences(query, self._score_passages(query))
+        if documents is None:
+            return self._score_sentences(query, self._score_passages(query))
+        return self._score_sentences(query, self._score_passages_within(query, documents))
+
+    def matching_documents(self, patterns: Sequence[str]) -> list[int]:
+        """Ids of the documents whose source equals or matches (fnmatch) any of `patterns`; a pattern
+        without a "/" also matches a file name in any folder. DocumentNotIndexed if a pattern matches none."""
+        rows = self._metadata.execute("SELECT id, source FROM documents ORDER BY id").fetchall()
+        chosen: set[int] = set()
+        for pattern in patterns:
+            matched = {document_id for document_id, source in rows if _source_matches(source, pattern)}
+            if not matched:
+                raise DocumentNotIndexed(
+                    f"no document matches {pattern!r}: give its path in the corpus as citations show it (a web page "
+                    "by its URL), or a pattern, e.g. 'guide.md', 'reports/*.pdf' or '*.docx'"
+                )
+            chosen |= matched
+        return sorted(chosen)
 
     def document_text(self, document_id: int) -> str:
         """The full indexed text of a document."""
@@ -274,9 +295,7 @@ class Searcher:
         k = min(self._candidates, self.manifest.passages)
         dense_scores, dense_ids = self._faiss.search(query.vector.reshape(1, -1), k)
         dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
-        # BM25 on a 0..1 scale: divided by what a passage matching every term strongly would score.
-        best_possible = sum(w for t, w in query.term_weights.items() if self._lexical.term_idf(t)) * (K1 + 1)
-        lexical = self._lexical.scores(list(query.term_weights)) / (best_possible or 1.0)
+        lexical = self._lexical_scores(query)
         lexical_top = np.argpartition(-lexical, k - 1)[:k] if k < lexical.size else np.arange(lexical.size)
         candidates = set(dense) | {int(i) for i in lexical_top if lexical[i] > 0}
         weight = self.weights.passage_dense
@@ -288,6 +307,38 @@ class Searcher:
             lexical_score = float(lexical[passage_id])
             scores[passage_id] = _PassageScore(weight * cosine + (1 - weight) * lexical_score, cosine, lexical_score)
         return dict(sorted(scores.items(), key=lambda item: -item[1].combined)[:k])
+
+    def _score_passages_within(self, query: _Query, documents: Sequence[int]) -> dict[int, _PassageScore]:
+        """The best passages of `documents`, all of them scored: not the global best filtered, which
+        a small document among many large ones would rarely reach."""
+        passage_ids = np.array(sorted(self._passages_of(documents)), dtype=np.int64)
+        if not passage_ids.size:
+            return {}
+        # In slices, so that a pattern matching most of a large index never holds all its vectors as float32 at once.
+        cosines = np.concatenate([
+            np.asarray(self._passage_vectors[passage_ids[at : at + VECTORS_AT_ONCE]], dtype=np.float32) @ query.vector
+            for at in range(0, passage_ids.size, VECTORS_AT_ONCE)
+        ])
+        lexical = self._lexical_scores(query)[passage_ids]
+        weight = self.weights.passage_dense
+        combined = weight * cosines + (1 - weight) * lexical
+        best = np.argsort(-combined, kind="stable")[: self._candidates]
+        return {int(passage_ids[i]): _PassageScore(float(combined[i]), float(cosines[i]), float(lexical[i])) for i in best}
+
+    def _passages_of(self, documents: Sequence[int]) -> set[int]:
+        passages: set[int] = set()
+        for at in range(0, len(documents), SQL_VARIABLES_AT_ONCE):  # SQLite limits the variables of one statement
+            chunk = list(documents[at : at + SQL_VARIABLES_AT_ONCE])
+            rows = self._metadata.execute(
+                f"SELECT DISTINCT passage_id FROM sentences WHERE document_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            passages.update(row[0] for row in rows)
+        return passages
+
+    def _lexical_scores(self, query: _Query) -> np.ndarray:
+        """BM25 of every passage on a 0..1 scale: divided by what a passage matching every term strongly would score."""
+        best_possible = sum(w for t, w in query.term_weights.items() if self._lexical.term_idf(t)) * (K1 + 1)
+        return self._lexical.scores(list(query.term_weights)) / (best_possible or 1.0)
 
     def _score_sentences(self, query: _Query, passages: dict[int, _PassageScore]) -> list[Hit]:
         placeholders = ",".join("?" * len(passages))
@@ -337,6 +388,12 @@ def context_title(source: str, title: str) -> str:
         return title
     stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return re.sub(r"[_\s]+", " ", stem).strip()
+
+
+def _source_matches(source: str, pattern: str) -> bool:
+    if source == pattern or fnmatch.fnmatchcase(source, pattern):
+        return True
+    return "/" not in pattern and fnmatch.fnmatchcase(source.rsplit("/", 1)[-1], pattern)
 
 
 def _counts(text: str, nouns: frozenset[str]) -> bool:

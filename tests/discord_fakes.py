@@ -298,3 +298,94 @@ async def offline(client: discord.Client) -> discord.Client:
     client._connection.loop = asyncio.get_running_loop()  # for typing(), which dpytest's state lacks
     _enforce_limits(client.http)
     return client
+
+
+# Messages, channels and threads, for mentions and follow-ups (dpytest has no threads or replies).
+# Discord's rules modelled: a thread opened on a message takes the message's id; its name is 1-100
+# characters; a message starts at most one thread, and never one inside a thread; payloads as above.
+THREAD_NAME_MAX = 100
+
+
+@dataclass
+class FakeUser:
+    id: int
+    name: str = "someone"
+    bot: bool = False
+
+
+class FakeChannel:
+    """A server text channel (or, with `parent`, a public thread) that records what is sent in it."""
+
+    def __init__(self, guild, channel_id: int | None = None, *, parent: FakeChannel | None = None,
+                 name: str = "general", can_open_threads: bool = True) -> None:
+        self.id = channel_id if channel_id is not None else next(_ids)
+        self.guild, self.parent, self.name = guild, parent, name
+        self.type = discord.ChannelType.public_thread if parent else discord.ChannelType.text
+        self.can_open_threads = can_open_threads
+        self.messages: list[FakeMessage] = []
+        self.threads: list[FakeChannel] = []
+
+    def permissions_for(self, member) -> discord.Permissions:
+        return discord.Permissions(send_messages=True, create_public_threads=self.can_open_threads)
+
+    def typing(self):
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def typing():
+            yield
+
+        return typing()
+
+    def post(self, author: FakeUser, content: str = "", *, embed=None, view=None, reference=None) -> FakeMessage:
+        check_payload(_content(content) or None, _embeds(embed, None))
+        message = FakeMessage(self, author, content or "", embed=embed, view=view, reference=reference)
+        self.messages.append(message)
+        return message
+
+    async def send(self, content=None, *, embed=None, view=discord.utils.MISSING, **_) -> FakeMessage:
+        return self.post(self.guild.me, content, embed=embed, view=None if view is discord.utils.MISSING else view)
+
+    def say(self, author: FakeUser, content: str, *, reply_to: FakeMessage | None = None) -> FakeMessage:
+        """A member's message as the bot receives it (without the message-content intent, `content` is ""
+        unless it mentions the bot)."""
+        message = FakeMessage(self, author, content, reference=reply_to.id if reply_to else None)
+        self.messages.append(message)
+        return message
+
+
+class FakeMessage:
+    """A message in a `FakeChannel`; `reference` is the id of the message it replies to."""
+
+    def __init__(self, channel: FakeChannel, author: FakeUser, content: str, *, embed=None, view=None,
+                 reference: int | None = None) -> None:
+        self.id, self.channel, self.author, self.content = next(_ids), channel, author, content
+        self.guild = channel.guild
+        self.embed, self.view = embed, view
+        self.reference = discord.MessageReference(message_id=reference, channel_id=channel.id) if reference else None
+        self.thread: FakeChannel | None = None
+
+    async def reply(self, content=None, *, embed=None, view=discord.utils.MISSING, mention_author=None, **_):
+        return self.channel.post(self.guild.me, content, embed=embed,
+                                 view=None if view is discord.utils.MISSING else view, reference=self.id)
+
+    async def create_thread(self, *, name: str, **_) -> FakeChannel:
+        if self.channel.parent is not None:
+            raise http_error(400, 50024, "Cannot execute action on this channel type")
+        if self.thread is not None:
+            raise http_error(400, 160004, "A thread has already been created for this message")
+        if not 1 <= len(name) <= THREAD_NAME_MAX:
+            raise http_error(400, 50035, "Invalid Form Body",
+                             {"name": {"_errors": [{"message": f"Must be between 1 and {THREAD_NAME_MAX} in length."}]}})
+        if not self.channel.can_open_threads:
+            raise http_error(403, 50013, "Missing Permissions")
+        self.thread = FakeChannel(self.guild, self.id, parent=self.channel, name=name)
+        self.channel.threads.append(self.thread)
+        return self.thread
+
+
+class FakeGuildWithMe:
+    """The server a `FakeChannel` is in; `me` is the bot's member."""
+
+    def __init__(self, guild_id: int, me: FakeUser) -> None:
+        self.id, self.me = guild_id, me

@@ -114,7 +114,7 @@ async def test_unexpected_errors_are_logged_and_answered_kindly(bot, caplog, mon
 async def test_errors_after_the_public_defer_never_show_server_paths(bot, monkeypatch):
     index = bot.settings.index_dir.resolve()
 
-    def damaged(question, top=None):
+    def damaged(question, top=None, **scope):
         raise VerbatimError(f"the index in {index} is damaged (see /var/log/verbatim/build.log): rebuild it")
 
     monkeypatch.setattr(bot.answerer, "answer", damaged)
@@ -300,7 +300,7 @@ async def test_a_button_that_fails_answers_privately_without_paths(bot):
 async def test_a_mention_that_fails_gets_a_short_reply_without_paths(bot, monkeypatch):
     index = bot.settings.index_dir.resolve()
 
-    def damaged(question, top=None):
+    def damaged(question, top=None, **scope):
         raise VerbatimError(f"the index in {index} is damaged: rebuild it")
 
     monkeypatch.setattr(bot.answerer, "answer", damaged)
