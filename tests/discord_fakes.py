@@ -186,12 +186,31 @@ class FakeFollowup:
         return message
 
 
+def channel_payload(channel_id: int, guild_id: int | None, thread_of: int | None = None) -> dict:
+    """The partial channel an interaction carries: a text channel, or a public thread of `thread_of`."""
+    if guild_id is None:
+        return {"id": str(channel_id), "type": 1, "recipients": []}
+    channel = {"id": str(channel_id), "guild_id": str(guild_id), "name": f"channel-{channel_id}", "position": 0,
+               "permission_overwrites": [], "nsfw": False, "type": 0, "parent_id": None}
+    if thread_of is not None:
+        channel.update(type=11, parent_id=str(thread_of), owner_id="1", message_count=1, member_count=1,
+                       rate_limit_per_user=0, thread_metadata={
+                           "archived": False, "auto_archive_duration": 1440, "locked": False,
+                           "archive_timestamp": "2026-01-01T00:00:00+00:00"})
+    return channel
+
+
 class FakeInteraction(discord.Interaction):
-    """A slash-command (or autocomplete) interaction built from a raw payload; `guild_id=None` is a DM."""
+    """A slash-command (or autocomplete) interaction built from a raw payload; `guild_id=None` is a DM.
+
+    It comes from `channel_id` (a thread of `thread_of`, if given) and its member holds `role_ids`,
+    as Discord sends them: the partial channel object and the member's role ids.
+    """
 
     def __init__(self, client: discord.Client, command: str, options: dict, *, user_id: int = 42,
                  permissions: discord.Permissions | None = None, autocomplete_focus: str | None = None,
-                 guild_id: int | None = 100) -> None:
+                 guild_id: int | None = 100, channel_id: int = 200, thread_of: int | None = None,
+                 role_ids: tuple[int, ...] = ()) -> None:
         option_payloads = []
         for name, value in options.items():
             kind = 4 if isinstance(value, int) else 3
@@ -205,14 +224,15 @@ class FakeInteraction(discord.Interaction):
             "attachment_size_limit": 8_000_000, "authorizing_integration_owners": {},
             "context": 0 if guild_id is not None else 1,
             "type": 4 if autocomplete_focus else 2,
-            "channel_id": "200",
+            "channel_id": str(channel_id),
+            "channel": channel_payload(channel_id, guild_id, thread_of),
             "app_permissions": str(discord.Permissions.all().value),
             "data": {"type": 1, "name": command, "id": str(next(_ids)), "options": option_payloads},
         }
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
             data["member"] = {
-                "user": user, "roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False,
+                "user": user, "roles": [str(role) for role in role_ids], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False,
                 "flags": 0, "permissions": str((permissions or discord.Permissions.none()).value),
             }
         else:
