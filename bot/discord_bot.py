@@ -173,9 +173,13 @@ class AnswerView(discord.ui.View):
         await self._vote(interaction, -1)
 
     async def _vote(self, interaction: discord.Interaction, vote: int) -> None:
-        if interaction.message is not None:
-            feedback = self.bot.open_shelf(interaction).feedback
-            await asyncio.to_thread(feedback.vote, interaction.message.id, interaction.user.id, vote)
+        feedback = self.bot.open_shelf(interaction).feedback
+        # A vote counts only on an answer the pressing member's shelf gave (and still remembers).
+        if interaction.message is None or feedback.quotes(interaction.message.id) is None:
+            await interaction.response.send_message("I no longer have this answer, so the vote can't count.",
+                                                    ephemeral=True)
+            return
+        await asyncio.to_thread(feedback.vote, interaction.message.id, interaction.user.id, vote)
         await interaction.response.send_message("Thanks, noted.", ephemeral=True)
 
 

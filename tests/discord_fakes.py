@@ -303,8 +303,8 @@ def _enforce_limits(http) -> None:
     http.send_message = send_message
 
 
-async def offline(client: discord.Client) -> discord.Client:
-    """Make a constructed client usable without a gateway: a fake user, guild and channel (dpytest)."""
+async def offline(client: discord.Client, guilds: int = 1) -> discord.Client:
+    """Make a constructed client usable without a gateway: a fake user, guilds and a channel in each (dpytest)."""
     import asyncio
 
     import discord.ext.test as dpytest
@@ -313,7 +313,7 @@ async def offline(client: discord.Client) -> discord.Client:
     # dpytest keeps its fake members in the member cache, which needs the members intent (test-only).
     client._connection._intents.members = True
     client._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(client._connection._intents)
-    dpytest.configure(client)
+    dpytest.configure(client, guilds=guilds)
     client.allowed_mentions = discord.AllowedMentions.none()  # dpytest's state starts without ours
     client._connection.loop = asyncio.get_running_loop()  # for typing(), which dpytest's state lacks
     _enforce_limits(client.http)
