@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     web_max_pages: int = Field(200, ge=1)
     web_timeout_seconds: float = Field(10, gt=0)
     web_delay_seconds: float = Field(1.0, ge=0)
+    upload_max_mb: float = Field(20, gt=0)
+    upload_max_files: int = Field(5, ge=1)
+    followup_min_terms: int = Field(2, ge=0)
+    followup_source_boost: float = Field(0.15, ge=0)
+    followup_threads: int = Field(1000, ge=1)
     # Where corpus files can be opened in a browser (bot/locate.py); unset: no file links.
     link_base: str | None = None
     # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
