@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from index.errors import VerbatimError
 from index.formats import UNZIPPED_PER_ZIPPED, open_zip
 from index.load import KINDS, Unreadable, printable_name
+from index.store import _fsync_path as fsync_directory  # the index's own durable-write helper
 
 # Uploads live apart from the files an operator put in the corpus by hand.
 UPLOADS_DIR = "uploads"
@@ -222,7 +223,7 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
                 os.link(draft, target)  # fails if the name is taken: unlike os.replace, it never overwrites
             except FileExistsError:
                 continue
-            _fsync_directory(directory)
+            fsync_directory(directory)  # the new name survives a power cut
             return target
         raise UploadRefused(f"too many files named {_shown(name)} already; rename it")
     finally:
@@ -232,14 +233,6 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
 def _split(name: str) -> tuple[str, str]:
     suffix = PurePosixPath(name).suffix
     return name[: len(name) - len(suffix)], suffix
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def remove_document(corpus_dir: Path, source: str) -> Path:
