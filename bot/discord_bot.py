@@ -10,12 +10,14 @@ Discord's limits.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import discord
@@ -28,12 +30,15 @@ from bot.discord_render import (
 )
 from bot.feedback import FeedbackStore
 from bot.shelves import Shelf, configured_shelves, served_guilds, shelf_for
+from bot.uploads import ADDED, REMOVED, Ledger, UploadLimits, UploadRefused, remove_document, save_upload
 from config import Settings
 from index.build import build_index
 from index.errors import BuildLocked, DocumentNotIndexed, VerbatimError
 
 log = logging.getLogger("verbatim.discord")
 DOCUMENTS_PER_PAGE = 20
+# Uploads and removals listed under /documents.
+LEDGER_SHOWN = 5
 INDEX_POLL_SECONDS = 5.0
 # What everyone sees when a public "thinking…" placeholder can't become an answer: no details, no paths.
 PUBLIC_FAILURE = "Sorry, I couldn't finish this one."
@@ -52,6 +57,10 @@ class MissingToken(VerbatimError):
 
 class NotAdmin(app_commands.CheckFailure):
     """The member may not run an admin command."""
+
+
+class NotUploader(app_commands.CheckFailure):
+    """The member may not add or remove documents on this shelf."""
 
 
 def allowed_guilds(settings: Settings) -> frozenset[int] | None:
@@ -86,6 +95,7 @@ class OpenShelf:
 
     shelf: Shelf
     feedback: FeedbackStore
+    ledger: Ledger
     answerer: Answerer | None = None
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     building: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -200,6 +210,9 @@ class VerbatimTree(app_commands.CommandTree):
             message = f"Slow down a little: you can ask again in {error.retry_after:.0f} s."
         elif isinstance(error, (NotAdmin, app_commands.MissingPermissions)):
             message = "Only members with the Manage Server permission (or the bot's owners) can do that."
+        elif isinstance(error, NotUploader):
+            message = ("Only members with the Manage Server permission, the shelf's uploader roles (or the bot's "
+                       "owners) can add or remove documents.")
         elif isinstance(error, app_commands.NoPrivateMessage):
             message = "That command works in a server, not in direct messages."
         else:
@@ -256,7 +269,8 @@ class VerbatimBot(discord.Client):
         self.settings = settings
         self.sync_globally = sync_globally
         self.shelves = {
-            shelf.name: OpenShelf(shelf, FeedbackStore(shelf.settings.feedback_db, settings.feedback_retention_days))
+            shelf.name: OpenShelf(shelf, FeedbackStore(shelf.settings.feedback_db, settings.feedback_retention_days),
+                                  Ledger(ledger_path(shelf)))
             for shelf in configured_shelves(settings)
         }
         self._first = next(iter(self.shelves.values()))
@@ -369,6 +383,16 @@ class VerbatimBot(discord.Client):
             return True
         raise NotAdmin()
 
+    def may_change_documents(self, interaction: discord.Interaction) -> bool:
+        """Admins (as for /reindex) and members holding one of the shelf's uploader roles."""
+        uploaders = self.open_shelf(interaction).shelf.uploader_role_ids
+        if interaction.guild_id is not None and not uploaders.isdisjoint(role_ids(interaction.user)):
+            return True
+        try:
+            return self.is_admin(interaction)
+        except NotAdmin:
+            raise NotUploader() from None
+
     def contexts(self, answerer: Answerer, quotes) -> list[str]:
         """The surrounding passage of each quote in the shelf `answerer` reads, as messages."""
         searcher = answerer.searcher
@@ -445,6 +469,9 @@ class VerbatimBot(discord.Client):
             lines = [_document_line(s, t) for s, t in rows]
             embed = discord.Embed(title=f"{total:,} documents indexed", description="\n".join(lines) or "None yet.")
             embed.set_footer(text=f"page {page} of {pages} · /documents page:N")
+            changes = await asyncio.to_thread(shelf.ledger.entries, LEDGER_SHOWN)
+            if changes:
+                embed.add_field(name="Recently added and removed", value=_ledger_lines(changes), inline=False)
             await interaction.response.send_message(embed=embed, ephemeral=shelf.shelf.private)
 
         @self.tree.command(name="reindex", description="Rebuild the index from the documents (admins)")
@@ -460,14 +487,72 @@ class VerbatimBot(discord.Client):
             async with shelf.building:
                 await bot.reindex(interaction, shelf)
 
-    async def reindex(self, interaction: discord.Interaction, shelf: OpenShelf) -> None:
-        """Rebuild the shelf's index off the event loop, progress edited into the reply, then switch to it."""
+        @self.tree.command(name="add", description="Add documents to the documents here (moderators)")
+        @app_commands.describe(file="A document: PDF, Word, PowerPoint, OpenDocument, EPUB, HTML, Markdown, text",
+                               file2="Another document", file3="Another document")
+        @app_commands.check(bot.may_change_documents)
+        async def add(interaction: discord.Interaction, file: discord.Attachment,
+                      file2: discord.Attachment | None = None, file3: discord.Attachment | None = None) -> None:
+            shelf = bot.open_shelf(interaction)
+            limits = UploadLimits.from_settings(bot.settings)
+            attachments = [attachment for attachment in (file, file2, file3) if attachment is not None]
+            await think(interaction, private=shelf.shelf.private)
+            lines, added = [], 0
+            for attachment in attachments[: limits.max_files]:
+                line, saved = await bot.save_attachment(interaction, shelf, attachment, limits)
+                lines.append(line)
+                added += saved
+            for attachment in attachments[limits.max_files :]:
+                lines.append(f"{code_span(attachment.filename, 120)}: not added: at most {limits.max_files} files a time")
+            if not added:
+                await interaction.edit_original_response(content="\n".join(lines))
+                interaction.extras[PLACEHOLDER] = False
+                return
+            async with shelf.building:
+                await bot.reindex(interaction, shelf, lines)
+
+        @self.tree.command(name="remove", description="Remove a document from the documents here (moderators)")
+        @app_commands.describe(document="The document's path in the corpus")
+        @app_commands.autocomplete(document=complete_document)
+        @app_commands.check(bot.may_change_documents)
+        async def remove(interaction: discord.Interaction, document: str) -> None:
+            shelf = bot.open_shelf(interaction)
+            corpus = shelf.shelf.settings.corpus_dir
+            sha256 = await asyncio.to_thread(_file_sha256, corpus, document)
+            await asyncio.to_thread(remove_document, corpus, document)  # refused: a private reply, before deferring
+            await asyncio.to_thread(shelf.ledger.record, interaction.user.id, str(interaction.user), REMOVED,
+                                    document, sha256)
+            await think(interaction, private=shelf.shelf.private)
+            async with shelf.building:
+                await bot.reindex(interaction, shelf, [f"Removed {code_span(document, 200)}."])
+
+    async def save_attachment(self, interaction: discord.Interaction, shelf: OpenShelf, attachment: discord.Attachment,
+                              limits: UploadLimits) -> tuple[str, bool]:
+        """Save one attached file into the shelf's corpus: the line to report, and whether it was saved."""
+        name = code_span(attachment.filename, 120)
+        if attachment.size > limits.max_bytes:  # refused before a byte is downloaded
+            return (f"{name}: not added: it is {attachment.size / 1e6:.1f} MB; files of at most "
+                    f"{limits.max_bytes / 1e6:g} MB can be added"), False
+        data = await attachment.read()
+        corpus = shelf.shelf.settings.corpus_dir
+        try:
+            path = await asyncio.to_thread(save_upload, corpus, attachment.filename, data, limits)
+        except UploadRefused as error:
+            return f"{name}: not added: {fit(without_paths(str(error), self.settings), 300)}", False
+        source = path.relative_to(corpus).as_posix()
+        await asyncio.to_thread(shelf.ledger.record, interaction.user.id, str(interaction.user), ADDED, source,
+                                hashlib.sha256(data).hexdigest())
+        return f"Added {code_span(source, 200)}.", True
+
+    async def reindex(self, interaction: discord.Interaction, shelf: OpenShelf, done: list[str] = ()) -> None:
+        """Rebuild the shelf's index off the event loop, progress edited into the reply (after the lines of
+        what was `done` first), then switch to it; the shelf answers from its old index until then."""
         progress = _CountingProgress()
         build = asyncio.create_task(asyncio.to_thread(build_index, shelf.shelf.settings, progress))
         while not build.done():
             await asyncio.wait({build}, timeout=2.0)
             if not build.done():
-                await interaction.edit_original_response(content=f"Reindexing… {progress.describe()}")
+                await interaction.edit_original_response(content="\n".join([*done, f"Reindexing… {progress.describe()}"]))
         try:
             summary = build.result()
         except BuildLocked:
@@ -475,12 +560,12 @@ class VerbatimBot(discord.Client):
             interaction.extras[PLACEHOLDER] = False
             return
         await asyncio.to_thread((await shelf.opened()).refresh)
-        await interaction.edit_original_response(content=self._build_report(summary))
+        await interaction.edit_original_response(content=self._build_report(summary, done))
         interaction.extras[PLACEHOLDER] = False
 
-    def _build_report(self, summary) -> str:
+    def _build_report(self, summary, done: list[str] = ()) -> str:
         # Skipped files are listed while they fit in one message, each whole.
-        text = summary.describe().capitalize() + "."
+        text = "\n".join([*done, summary.describe().capitalize() + "."])
         if summary.skipped:
             text += f" Skipped {len(summary.skipped)}:"
             for shown, skip in enumerate(summary.skipped):
@@ -545,6 +630,7 @@ class VerbatimBot(discord.Client):
         await super().close()
         for shelf in self.shelves.values():
             shelf.feedback.close()
+            shelf.ledger.close()
 
 
 def _answer_from(answerer: Answerer, question: str, document: str):
@@ -553,6 +639,30 @@ def _answer_from(answerer: Answerer, question: str, document: str):
 
     answer = answerer.answer(question, sources=[document])
     return locate(answer, answerer.searcher.document_place, answerer.settings.link_base)
+
+
+def ledger_path(shelf: Shelf) -> Path:
+    """Where a shelf's record of uploads and removals lives: in its index directory, beside web.sqlite."""
+    return shelf.settings.index_dir / "uploads.sqlite"
+
+
+def _ledger_lines(entries) -> str:
+    lines = []
+    for entry in entries:
+        verb = "added" if entry.action == ADDED else "removed"
+        line = f"{entry.when[:16].replace('T', ' ')} · {fit(entry.actor_name, 40)} {verb} {code_span(entry.source, 120)}"
+        if len("\n".join([*lines, line])) > FIELD_VALUE_MAX:
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _file_sha256(corpus: Path, source: str) -> str:
+    """The checksum of a corpus file about to be removed ("" if it is not a file inside the corpus)."""
+    path = (corpus / source).resolve()
+    if not path.is_relative_to(corpus.resolve()) or not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _document_line(source: str, title: str) -> str:

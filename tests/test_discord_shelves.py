@@ -11,7 +11,9 @@ from bot.answer import Answerer
 from bot.discord_bot import NO_SHELF, NOT_HERE, PRIVATE_SHELF, AnswerView, VerbatimBot, allowed_guilds, role_ids
 from index.build import build_index
 from tests.conftest import make_settings
-from tests.discord_fakes import FakeInteraction, dispatch, offline
+from tests.discord_fakes import CDN, FakeInteraction, Upload, dispatch, offline
+from tests.documents import make_docx
+from tests.pdfs import make_pdf
 
 BEES = "Honey bees live in hives of about fifty thousand workers. The queen lays up to two thousand eggs a day.\n"
 SHIPS = "The harbour crane lifts forty containers an hour. Ships from Rotterdam dock at pier nine every morning.\n"
@@ -245,3 +247,93 @@ def discord_admin():
     import discord
 
     return discord.Permissions(manage_guild=True)
+
+
+def zip_bomb_docx() -> bytes:
+    """A .docx whose document part unpacks to 20 MB of zeros from about 20 KB."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"\0" * 20_000_000)
+    return buffer.getvalue()
+
+
+LEAVE_PDF = make_pdf([["Leave policy", "Every employee gets twenty-seven days of paid leave a year."]])
+TRAVEL_DOCX = make_docx([(1, "Travel"), (0, "Night trains are booked through the travel desk on the third floor.")])
+
+
+async def test_added_pdf_and_docx_are_answered_right_after_the_same_interaction(bot, tmp_path):
+    added = await run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF), "file2": Upload("travel.docx", TRAVEL_DOCX)},
+                      server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
+    report = added.original.content
+    assert report.startswith("Added `uploads/leave.pdf`.\nAdded `uploads/travel.docx`.\n") and "2 added" in report
+    assert added.public == [added.original] and not added.placeholder_open
+    leave = await run(bot, "ask", {"question": "How many days of paid leave does an employee get?"}, server=BEES_SERVER)
+    assert leave.followup.sent[0].embed.fields[0].name.startswith("uploads/leave.pdf, page 1")
+    travel = await run(bot, "ask", {"question": "Who books the night trains?"}, server=BEES_SERVER)
+    assert travel.followup.sent[0].embed.fields[0].name.startswith("uploads/travel.docx")
+    listing = await run(bot, "documents", server=BEES_SERVER)
+    changes = listing.response.sent[0].embed.fields[0]
+    assert changes.name == "Recently added and removed" and f"user{ADMIN_ID} added `uploads/travel.docx`" in changes.value
+    # The other server's shelf got none of it.
+    elsewhere = await run(bot, "ask", {"question": "How many days of paid leave does an employee get?"},
+                          server=SHIPS_SERVER)
+    assert "uploads/" not in "\n".join(seen(elsewhere))
+    other_listing = await run(bot, "documents", server=SHIPS_SERVER)
+    assert not other_listing.response.sent[0].embed.fields and "uploads/" not in other_listing.response.sent[0].text
+
+
+async def test_oversized_disguised_bombs_and_path_tricks_are_refused_with_reasons(bot, tmp_path):
+    before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*") if path.is_file())
+    huge = Upload("atlas.pdf", LEAVE_PDF, size=30_000_000)
+    refused = await run(bot, "add", {"file": huge, "file2": Upload("setup.pdf", b"MZ\x90\x00" + b"\x00" * 200),
+                                     "file3": Upload("../../ships/evil.txt", b"Ships are evil.\n")},
+                        server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
+    lines = refused.original.content.split("\n")
+    assert lines[0] == "`atlas.pdf`: not added: it is 30.0 MB; files of at most 20 MB can be added"
+    assert lines[1].startswith("`setup.pdf`: not added:") and "a Windows program" in lines[1]
+    assert lines[2].startswith("`../../ships/evil.txt`: not added:") and "path" in lines[2]
+    assert not any(url.endswith("/atlas.pdf") for url in CDN.fetched)  # never downloaded
+    bomb = await run(bot, "add", {"file": Upload("report.docx", zip_bomb_docx())}, server=BEES_SERVER,
+                     user_id=ADMIN_ID, permissions=discord_admin())
+    assert "not added" in bomb.original.content and "zip bomb" in bomb.original.content
+    assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*") if path.is_file()) == before
+
+
+async def test_only_admins_and_the_shelfs_uploader_roles_may_add_and_remove(bot, tmp_path):
+    member = await run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF)}, server=BEES_SERVER, user_id=5)
+    assert member.response.deferred is None and member.all_sent[0].ephemeral
+    assert "can add or remove documents" in member.all_sent[0].content
+    assert not (tmp_path / "bees" / "uploads").exists()
+    removal = await run(bot, "remove", {"document": "bees.txt"}, server=BEES_SERVER, user_id=5)
+    assert "can add or remove documents" in removal.all_sent[0].content and (tmp_path / "bees" / "bees.txt").exists()
+    bot.shelves["bees"].shelf = replace(bot.shelves["bees"].shelf, uploader_role_ids=frozenset({8}))
+    uploader = await run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF)}, server=BEES_SERVER, user_id=5,
+                         role_ids=(8,))
+    assert "1 added" in uploader.original.content
+    # The role is the bees shelf's: in the other server it grants nothing.
+    elsewhere = await run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF)}, server=SHIPS_SERVER, user_id=5,
+                          role_ids=(8,))
+    assert "can add or remove documents" in elsewhere.all_sent[0].content
+
+
+async def test_remove_deletes_from_the_shelf_only_and_is_recorded(bot, tmp_path):
+    crossing = await run(bot, "remove", {"document": "../ships/ships.txt"}, server=BEES_SERVER, user_id=ADMIN_ID,
+                         permissions=discord_admin())
+    assert crossing.all_sent[0].ephemeral and "not a document name in this shelf" in crossing.all_sent[0].content
+    assert (tmp_path / "ships" / "ships.txt").exists()
+    completion = await run(bot, "remove", {"document": ""}, server=BEES_SERVER, autocomplete_focus="document")
+    assert [choice.value for choice in completion.choices] == ["bees.txt"]
+    (tmp_path / "bees" / "more.txt").write_text("Drones do not sting and live only a few weeks.\n")
+    await run(bot, "reindex", server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
+    removed = await run(bot, "remove", {"document": "more.txt"}, server=BEES_SERVER, user_id=ADMIN_ID,
+                        permissions=discord_admin())
+    assert removed.original.content.startswith("Removed `more.txt`.\n") and "1 removed" in removed.original.content
+    assert not (tmp_path / "bees" / "more.txt").exists()
+    drones = await run(bot, "ask", {"question": "Do drones sting?"}, server=BEES_SERVER)
+    assert "more.txt" not in "\n".join(seen(drones))
+    (entry,) = bot.shelves["bees"].ledger.entries(5)
+    assert (entry.action, entry.source, entry.actor_id) == ("remove", "more.txt", ADMIN_ID) and len(entry.sha256) == 64
