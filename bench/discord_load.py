@@ -90,7 +90,9 @@ async def run(settings, asked: list[tuple[int, str, str]], added: Path, article:
     rebuilt = await rebuild
     done.set()
     await watcher
-    await bot.close()
+    for shelf in bot.shelves.values():  # the offline client has no gateway to close
+        shelf.feedback.close()
+        shelf.ledger.close()
     return {"replies": replies, "wall_s": wall, "reindex": rebuilt,
             "lag_max_ms": max(lags) * 1000, "lag_p99_ms": percentile(lags, 99) * 1000}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -200,6 +201,8 @@ def load_settings(**overrides: object) -> Settings:
     except SettingsError as error:
         # pydantic-settings could not even parse the value (e.g. a list that isn't JSON).
         raise InvalidSetting(_describe_unparsable(error)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidSetting(f"cannot read {LOCAL_FILE} (or {DEFAULTS_FILE.name}): {error}") from None
 
 
 def default_index_dir(corpus_dir: Path) -> Path:

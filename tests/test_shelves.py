@@ -160,3 +160,10 @@ def test_unknown_shelf_or_shelf_with_corpus_is_one_line_exit_two(two_shelves, ca
     assert err == "verbatim: error: no shelf named 'cats'; the shelves are: bees, ships (see `verbatim shelf list`)\n"
     assert main(["ask", "--shelf", "bees", "--corpus", "bees", "Any question?"]) == EXIT_ERROR
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_settings_toml_that_does_not_parse_is_one_line(tmp_path, capsys):
+    (tmp_path / "verbatim.toml").write_text("[shelves.a\ncorpus_dir = 'x'\n")
+    assert main(["shelf", "list"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("verbatim: error: cannot read verbatim.toml") and "line 1" in err and err.count("\n") == 1
