@@ -10,12 +10,16 @@ Discord's limits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
+import os
 import re
 import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,6 +279,10 @@ class VerbatimBot(discord.Client):
         }
         self._first = next(iter(self.shelves.values()))
         self._first.answerer = answerer
+        # Answering is CPU-bound: threads beyond the cores only contend for the GIL, and the event
+        # loop waits its turn behind each of them (measured by bench/discord_load.py).
+        self.answer_threads = os.cpu_count() or 2
+        self._answer_pool = ThreadPoolExecutor(self.answer_threads, thread_name_prefix="verbatim-answer")
         self.tree = VerbatimTree(self)
         self.mention_limiter = MentionLimiter(settings.discord_cooldown_rate, settings.discord_cooldown_seconds)
         self._add_commands()
@@ -282,11 +290,7 @@ class VerbatimBot(discord.Client):
     async def setup_hook(self) -> None:
         # Logging starts once logged in: a start that can't reach Discord prints one line, not a log.
         discord.utils.setup_logging(level=logging.INFO)
-        for shelf in self.shelves.values():
-            try:
-                await shelf.opened()
-            except VerbatimError as error:  # tried again when someone asks; the other shelves serve meanwhile
-                log.warning("shelf %s cannot be opened yet: %s", shelf.shelf.name, error)
+        await self.prepare()
         self.add_view(AnswerView(self))
         for guild_id in sorted(set(self.settings.discord_guild_ids) | served_guilds(self.settings)):
             guild = discord.Object(id=guild_id)
@@ -297,6 +301,22 @@ class VerbatimBot(discord.Client):
         if allowed_guilds(self.settings) is None:
             log.warning("answering in every server the bot is invited to: set discord_allowed_guild_ids to limit it")
         self._index_watcher = asyncio.create_task(self._follow_index())
+
+    async def prepare(self) -> None:
+        """Open every shelf and start the answering threads, before the first question needs them."""
+        for shelf in self.shelves.values():
+            try:
+                await shelf.opened()
+            except VerbatimError as error:  # tried again when someone asks; the other shelves serve meanwhile
+                log.warning("shelf %s cannot be opened yet: %s", shelf.shelf.name, error)
+        # A thread started while others answer waits for the GIL, and the loop waits for it to start.
+        started = threading.Barrier(self.answer_threads)
+        await asyncio.gather(*(self.answering(started.wait) for _ in range(self.answer_threads)))
+
+    async def answering(self, function: Callable, *arguments):
+        """`function(*arguments)` in one of the answering threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._answer_pool, functools.partial(function, *arguments))
 
     @property
     def answerer(self) -> Answerer | None:
@@ -408,9 +428,9 @@ class VerbatimBot(discord.Client):
     async def answer_to_embed(self, answerer: Answerer, question: str, document: str | None = None):
         """The answer from `answerer`'s shelf (from one document of it, if given) and its embed."""
         if document is None:
-            answer = await asyncio.to_thread(answer_located, answerer, question)  # with slide, section, link
+            answer = await self.answering(answer_located, answerer, question)  # with slide, section, link
         else:
-            answer = await asyncio.to_thread(_answer_from, answerer, question, document)
+            answer = await self.answering(_answer_from, answerer, question, document)
         return answer_embed(answer, self.settings.min_confidence), answer
 
     def _add_commands(self) -> None:
@@ -628,6 +648,7 @@ class VerbatimBot(discord.Client):
 
     async def close(self) -> None:
         await super().close()
+        self._answer_pool.shutdown(wait=False, cancel_futures=True)
         for shelf in self.shelves.values():
             shelf.feedback.close()
             shelf.ledger.close()
