@@ -36,7 +36,7 @@ from bot.feedback import FeedbackStore
 from bot.shelves import Shelf, configured_shelves, served_guilds, shelf_for
 from bot.uploads import ADDED, REMOVED, Ledger, UploadLimits, UploadRefused, remove_document, save_upload
 from config import Settings
-from index.build import build_index
+from bot.rebuild import rebuild
 from index.errors import BuildLocked, DocumentNotIndexed, VerbatimError
 
 log = logging.getLogger("verbatim.discord")
@@ -44,6 +44,8 @@ DOCUMENTS_PER_PAGE = 20
 # Uploads and removals listed under /documents.
 LEDGER_SHOWN = 5
 INDEX_POLL_SECONDS = 5.0
+# How often a rebuild's progress is edited into its reply.
+REBUILD_POLL_SECONDS = 2.0
 # What everyone sees when a public "thinking…" placeholder can't become an answer: no details, no paths.
 PUBLIC_FAILURE = "Sorry, I couldn't finish this one."
 # `interaction.extras` key: a public "thinking…" placeholder is showing and no reply has replaced it yet.
@@ -568,13 +570,12 @@ class VerbatimBot(discord.Client):
         """Rebuild the shelf's index off the event loop, progress edited into the reply (after the lines of
         what was `done` first), then switch to it; the shelf answers from its old index until then."""
         progress = _CountingProgress()
-        build = asyncio.create_task(asyncio.to_thread(build_index, shelf.shelf.settings, progress))
-        while not build.done():
-            await asyncio.wait({build}, timeout=2.0)
-            if not build.done():
-                await interaction.edit_original_response(content="\n".join([*done, f"Reindexing… {progress.describe()}"]))
+
+        async def show_progress() -> None:
+            await interaction.edit_original_response(content="\n".join([*done, f"Reindexing… {progress.describe()}"]))
+
         try:
-            summary = build.result()
+            summary = await rebuild(shelf.shelf.settings, progress, REBUILD_POLL_SECONDS, show_progress)
         except BuildLocked:
             await interaction.edit_original_response(content="Another build is running (CLI or watch); try again soon.")
             interaction.extras[PLACEHOLDER] = False
