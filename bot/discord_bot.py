@@ -2,9 +2,9 @@
 
 Each interaction is mapped to exactly one shelf (bot/shelves.py) by its server, channel
 and the member's roles, before any command runs; every command then reads only that
-shelf's index and feedback. Retrieval runs in worker threads (`asyncio.to_thread`) so
-the event loop never blocks; every reply is rendered by bot/discord_render.py within
-Discord's limits.
+shelf's index and feedback. Answers are computed in a pool of as many threads as cores
+and rebuilds run in a child process (bot/rebuild.py), so the event loop never blocks;
+every reply is rendered by bot/discord_render.py within Discord's limits.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from bot.discord_render import (
     FIELD_VALUE_MAX, MESSAGE_MAX, TITLE_MAX, answer_embed, code_span, context_text, fit, without_paths,
 )
 from bot.feedback import FeedbackStore
+from bot.rebuild import rebuild
 from bot.shelves import Shelf, configured_shelves, served_guilds, shelf_for
 from bot.uploads import ADDED, REMOVED, Ledger, UploadLimits, UploadRefused, remove_document, save_upload
 from config import Settings
-from bot.rebuild import rebuild
 from index.errors import BuildLocked, DocumentNotIndexed, VerbatimError
 
 log = logging.getLogger("verbatim.discord")
