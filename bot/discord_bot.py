@@ -518,14 +518,13 @@ class VerbatimBot(discord.Client):
             shelf = bot.open_shelf(interaction)
             limits = UploadLimits.from_settings(bot.settings)
             attachments = [attachment for attachment in (file, file2, file3) if attachment is not None]
+            limits.check_count(len(attachments))  # before deferring: a refusal stays private
             await think(interaction, private=shelf.shelf.private)
             lines, added = [], 0
-            for attachment in attachments[: limits.max_files]:
+            for attachment in attachments:
                 line, saved = await bot.save_attachment(interaction, shelf, attachment, limits)
                 lines.append(line)
                 added += saved
-            for attachment in attachments[limits.max_files :]:
-                lines.append(f"{code_span(attachment.filename, 120)}: not added: at most {limits.max_files} files a time")
             if not added:
                 await interaction.edit_original_response(content="\n".join(lines))
                 interaction.extras[PLACEHOLDER] = False
@@ -551,16 +550,14 @@ class VerbatimBot(discord.Client):
     async def save_attachment(self, interaction: discord.Interaction, shelf: OpenShelf, attachment: discord.Attachment,
                               limits: UploadLimits) -> tuple[str, bool]:
         """Save one attached file into the shelf's corpus: the line to report, and whether it was saved."""
-        name = code_span(attachment.filename, 120)
-        if attachment.size > limits.max_bytes:  # refused before a byte is downloaded
-            return (f"{name}: not added: it is {attachment.size / 1e6:.1f} MB; files of at most "
-                    f"{limits.max_bytes / 1e6:g} MB can be added"), False
-        data = await attachment.read()
         corpus = shelf.shelf.settings.corpus_dir
         try:
+            limits.check_size(attachment.filename, attachment.size)  # as Discord reports it: before downloading
+            data = await attachment.read()
             path = await asyncio.to_thread(save_upload, corpus, attachment.filename, data, limits)
         except UploadRefused as error:
-            return f"{name}: not added: {fit(without_paths(str(error), self.settings), 300)}", False
+            reason = fit(without_paths(str(error), self.settings), 300)
+            return f"{code_span(attachment.filename, 120)}: not added: {reason}", False
         source = path.relative_to(corpus).as_posix()
         await asyncio.to_thread(shelf.ledger.record, interaction.user.id, str(interaction.user), ADDED, source,
                                 hashlib.sha256(data).hexdigest())

@@ -88,12 +88,21 @@ class UploadLimits:
     def unzipped_bytes(self) -> int:
         return self.max_unzipped_bytes or self.max_bytes * UNZIPPED_PER_ZIPPED
 
+    def check_count(self, count: int) -> None:
+        """UploadRefused if one command brings more than `max_files` files."""
+        if count > self.max_files:
+            raise UploadRefused(f"{count} files at once; add at most {self.max_files} a time")
+
+    def check_size(self, filename: str, size: int) -> None:
+        """UploadRefused if a file of `size` bytes is over the limit (call it before downloading)."""
+        if size > self.max_bytes:
+            raise UploadRefused(f"{_shown(filename)} is {size / 1e6:.1f} MB; files of at most "
+                                f"{self.max_bytes / 1e6:g} MB can be added")
+
 
 def save_upload(corpus_dir: Path, filename: str, data: bytes, limits: UploadLimits) -> Path:
     """Check an uploaded file and write it into `corpus_dir`/uploads; the path written, or UploadRefused."""
-    if len(data) > limits.max_bytes:
-        raise UploadRefused(f"{_shown(filename)} is {len(data) / 1e6:.1f} MB; files of at most "
-                            f"{limits.max_bytes / 1e6:g} MB can be added")
+    limits.check_size(filename, len(data))
     name = safe_name(filename)
     kind = KINDS.get(PurePosixPath(name).suffix.lower())
     if kind is None:
@@ -191,8 +200,9 @@ def find_same_bytes(corpus_dir: Path, data: bytes, digest: str | None = None) ->
     digest = digest or hashlib.sha256(data).hexdigest()
     root = corpus_dir.resolve()
     for directory, subdirectories, files in os.walk(root):  # never follows directory links
-        subdirectories.sort()
-        for file_name in sorted(files):
+        # Hidden files are not in the shelf (builds skip them), and drafts of uploads in progress are hidden.
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        for file_name in sorted(name for name in files if not name.startswith(".")):
             path = Path(directory, file_name)
             try:
                 if not path.is_file() or path.stat().st_size != len(data):

@@ -293,13 +293,19 @@ async def test_oversized_disguised_bombs_and_path_tricks_are_refused_with_reason
                                      "file3": Upload("../../ships/evil.txt", b"Ships are evil.\n")},
                         server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
     lines = refused.original.content.split("\n")
-    assert lines[0] == "`atlas.pdf`: not added: it is 30.0 MB; files of at most 20 MB can be added"
+    assert lines[0] == "`atlas.pdf`: not added: 'atlas.pdf' is 30.0 MB; files of at most 20 MB can be added"
     assert lines[1].startswith("`setup.pdf`: not added:") and "a Windows program" in lines[1]
     assert lines[2].startswith("`../../ships/evil.txt`: not added:") and "path" in lines[2]
     assert not any(url.endswith("/atlas.pdf") for url in CDN.fetched)  # never downloaded
     bomb = await run(bot, "add", {"file": Upload("report.docx", zip_bomb_docx())}, server=BEES_SERVER,
                      user_id=ADMIN_ID, permissions=discord_admin())
     assert "not added" in bomb.original.content and "zip bomb" in bomb.original.content
+    bot.settings = bot.settings.model_copy(update={"upload_max_files": 2})
+    three = await run(bot, "add", {"file": Upload("a.txt", b"A.\n"), "file2": Upload("b.txt", b"B.\n"),
+                                   "file3": Upload("c.txt", b"C.\n")}, server=BEES_SERVER, user_id=ADMIN_ID,
+                      permissions=discord_admin())
+    assert three.response.deferred is None and three.all_sent[0].ephemeral
+    assert three.all_sent[0].content == "3 files at once; add at most 2 a time"
     assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*") if path.is_file()) == before
 
 

@@ -46,6 +46,11 @@ def test_a_file_over_the_size_limit_is_refused_before_anything_is_written(corpus
     with pytest.raises(UploadRefused, match="30.0 MB; files of at most 20 MB"):
         save_upload(corpus, "big.pdf", b"%PDF-1.4\n" + bytes(30_000_000), LIMITS)
     assert not (corpus / "uploads").exists()
+    with pytest.raises(UploadRefused, match="30.0 MB"):
+        LIMITS.check_size("big.pdf", 30_000_000)  # before downloading
+    LIMITS.check_count(5)
+    with pytest.raises(UploadRefused, match="6 files at once; add at most 5"):
+        LIMITS.check_count(6)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -138,6 +143,8 @@ def test_the_same_bytes_twice_are_refused_naming_the_copy_and_a_name_taken_gets_
     second = save_upload(corpus, "notes.txt", b"Other notes.\n", LIMITS)
     assert (first.name, second.name) == ("notes.txt", "notes-2.txt")
     assert first.read_bytes() == b"First notes.\n"  # never overwritten
+    (corpus / "uploads" / ".upload-draft.part").write_bytes(b"Draft notes.\n")  # another upload, half done
+    assert save_upload(corpus, "draft.txt", b"Draft notes.\n", LIMITS).name == "draft.txt"
 
 
 def test_limits_come_from_settings(tmp_path):
