@@ -1,5 +1,6 @@
 """Two servers, three shelves, every command through the real CommandTree: nothing crosses shelves."""
 
+import asyncio
 import inspect
 import shutil
 from dataclasses import replace
@@ -151,8 +152,12 @@ async def test_reindex_rebuilds_only_the_servers_shelf(bot, tmp_path):
     assert "up to date" in elsewhere.edits[-1]
     before = await run(bot, "ask", {"question": "How many tugboats guide a tanker?"}, server=SHIPS_SERVER)
     assert "don't answer" in before.followup.sent[0].embed.description
-    here = await run(bot, "reindex", server=SHIPS_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
+    # Asked while the rebuild runs (in its own process), the shelf answers from its old index.
+    here, meanwhile = await asyncio.gather(
+        run(bot, "reindex", server=SHIPS_SERVER, user_id=ADMIN_ID, permissions=discord_admin()),
+        run(bot, "ask", {"question": CRANE}, server=SHIPS_SERVER))
     assert "1 added" in here.edits[-1]
+    assert "forty containers" in meanwhile.followup.sent[0].embed.fields[0].value
     after = await run(bot, "ask", {"question": "How many tugboats guide a tanker?"}, server=SHIPS_SERVER)
     assert after.followup.sent[0].embed.fields[0].name.startswith("tugs.txt")
     bees = await run(bot, "ask", {"question": "How many tugboats guide a tanker?"}, server=BEES_SERVER)
@@ -265,12 +270,15 @@ LEAVE_PDF = make_pdf([["Leave policy", "Every employee gets twenty-seven days of
 TRAVEL_DOCX = make_docx([(1, "Travel"), (0, "Night trains are booked through the travel desk on the third floor.")])
 
 
-async def test_added_pdf_and_docx_are_answered_right_after_the_same_interaction(bot, tmp_path):
+async def test_added_pdf_and_docx_are_answered_right_after_the_same_interaction(bot, tmp_path, monkeypatch):
+    monkeypatch.setattr("bot.discord_bot.REBUILD_POLL_SECONDS", 0.05)  # show progress while the child process starts
     added = await run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF), "file2": Upload("travel.docx", TRAVEL_DOCX)},
                       server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
     report = added.original.content
     assert report.startswith("Added `uploads/leave.pdf`.\nAdded `uploads/travel.docx`.\n") and "2 added" in report
     assert added.public == [added.original] and not added.placeholder_open
+    progress = [edit for edit in added.edits if "Reindexing…" in edit]
+    assert progress and progress[0].startswith("Added `uploads/leave.pdf`.\nAdded `uploads/travel.docx`.\nReindexing…")
     leave = await run(bot, "ask", {"question": "How many days of paid leave does an employee get?"}, server=BEES_SERVER)
     assert leave.followup.sent[0].embed.fields[0].name.startswith("uploads/leave.pdf, page 1")
     travel = await run(bot, "ask", {"question": "Who books the night trains?"}, server=BEES_SERVER)
