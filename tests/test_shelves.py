@@ -167,3 +167,11 @@ def test_a_settings_toml_that_does_not_parse_is_one_line(tmp_path, capsys):
     assert main(["shelf", "list"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.startswith("verbatim: error: cannot read verbatim.toml") and "line 1" in err and err.count("\n") == 1
+
+
+def test_verbatim_toml_overrides_the_defaults_and_the_environment_overrides_it(tmp_path, monkeypatch):
+    (tmp_path / "verbatim.toml").write_text("top_quotes = 4\n")
+    settings = load_settings()
+    assert settings.top_quotes == 4 and settings.model == "all-MiniLM-L6-v2" and settings.shelves == {}
+    monkeypatch.setenv("VERBATIM_TOP_QUOTES", "5")
+    assert load_settings().top_quotes == 5
