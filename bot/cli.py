@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(
             corpus_dir=getattr(arguments, "corpus", None), index_dir=getattr(arguments, "index", None)
         )
+        if hasattr(arguments, "shelf"):
+            settings = _shelf_settings(settings, arguments)
         return arguments.handler(settings, arguments)
     except KeyboardInterrupt:
         print("verbatim: interrupted", file=sys.stderr)
@@ -93,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _shelf_settings(settings: Settings, arguments: argparse.Namespace) -> Settings:
+    """The settings of the shelf named by --shelf: its corpus, index and feedback."""
+    from bot.shelves import shelf_named
+
+    if hasattr(arguments, "corpus") or hasattr(arguments, "index"):
+        raise UsageError("verbatim: error: --shelf names a corpus and its index: give it without --corpus or --index")
+    return shelf_named(settings, arguments.shelf).settings
+
+
 def _os_error_line(error: OSError) -> str:
     if error.filename is None:
         return error.strerror or str(error)
@@ -105,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--corpus", type=Path, metavar="DIR", help="documents to index (default: settings corpus_dir)")
     common.add_argument("--index", type=Path, metavar="DIR",
                         help="where the index lives (default: settings index_dir, else one per corpus under var/index)")
+    common.add_argument("--shelf", metavar="NAME",
+                        help="a configured shelf's corpus, index and feedback (`verbatim shelf list`)")
     parser = _Parser(
         prog="verbatim",
         description="Answer questions with verbatim, cited quotes from your documents.",
@@ -180,6 +193,12 @@ def _parser() -> argparse.ArgumentParser:
     export = feedback_commands.add_parser("export", help="write the feedback as JSONL", parents=[common])
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=_feedback_export)
+
+    shelf = commands.add_parser("shelf", help="the configured shelves (corpora and who may read them)")
+    shelf_commands = shelf.add_subparsers(metavar="ACTION")
+    shelf_list = shelf_commands.add_parser("list", help="each shelf: corpus, index, readers, documents")
+    shelf_list.add_argument("--json", action="store_true", help="one JSON object per shelf")
+    shelf_list.set_defaults(handler=_shelf_list)
 
     from bot.sources import add_source_commands  # hook: web sources (bot/sources.py)
 
@@ -423,6 +442,8 @@ def _hint_slow_path(answerer) -> None:
 def _discord(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.discord_bot import run
 
+    if hasattr(arguments, "shelf"):
+        raise UsageError("verbatim: error: the bot serves every configured shelf: run `verbatim discord` without --shelf")
     _writable_directory(settings.feedback_db.parent, "feedback database's directory (feedback_db)")
 
     run(settings, sync_globally=arguments.sync)
@@ -441,6 +462,20 @@ def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
         print(f"wrote {len(lines)} feedback records to {arguments.output}", file=sys.stderr)
     else:
         sys.stdout.writelines(lines)
+    return EXIT_OK
+
+
+def _shelf_list(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.shelves import configured_shelves, describe, readers_line
+
+    for shelf in configured_shelves(settings):
+        described = describe(shelf)
+        if arguments.json:
+            print(json.dumps(described))
+            continue
+        documents = "not built" if described["documents"] is None else f"{described['documents']:,} documents"
+        print(f"{shelf.name}: {described['corpus']} -> {described['index']} ({documents}); "
+              f"read in {readers_line(shelf)}")
     return EXIT_OK
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +23,8 @@ from pydantic_settings.exceptions import SettingsError
 from index.errors import VerbatimError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+# Optional settings of one deployment, read from the working directory; its keys replace the defaults'.
+LOCAL_FILE = Path("verbatim.toml")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 # Without an explicit index_dir, each corpus gets its own index under here, so
 # indexing another corpus never replaces the seeds' index (or the reverse).
@@ -33,6 +36,40 @@ class InvalidSetting(VerbatimError):
     """A setting from the environment, .env or defaults.toml does not validate."""
 
 
+SHELF_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class ShelfSettings(BaseModel):
+    """One shelf: a corpus, its index and feedback, and who may read it in Discord (`[shelves.NAME]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corpus_dir: Path
+    # Unset: the corpus's own index, as for corpus_dir (default_index_dir).
+    index_dir: Path | None = None
+    # Unset: feedback-<name>.sqlite beside the feedback_db setting.
+    feedback_db: Path | None = None
+    # Servers whose members may read it; none: the shelf is for the command line only.
+    guild_ids: list[int] = Field(default_factory=list)
+    # Only these channels (and their threads) of those servers; none: the whole server.
+    channel_ids: list[int] = Field(default_factory=list)
+    # Only members with one of these roles; none: every member.
+    role_ids: list[int] = Field(default_factory=list)
+    # Members with one of these roles may /add and /remove documents, besides Manage Server.
+    uploader_role_ids: list[int] = Field(default_factory=list)
+
+    @field_validator("corpus_dir", "index_dir", "feedback_db", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _channels_belong_to_servers(self) -> ShelfSettings:
+        if (self.channel_ids or self.role_ids) and not self.guild_ids:
+            raise ValueError("channel_ids and role_ids restrict a shelf within its servers: set guild_ids too")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything Verbatim can be configured with; see config/defaults.toml."""
 
@@ -41,7 +78,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        toml_file=DEFAULTS_FILE,
+        toml_file=[DEFAULTS_FILE, LOCAL_FILE],
         frozen=True,
     )
 
@@ -94,6 +131,8 @@ class Settings(BaseSettings):
     followup_threads: int = Field(1000, ge=1)
     # Where corpus files can be opened in a browser (bot/locate.py); unset: no file links.
     link_base: str | None = None
+    # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
+    shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
 
     @property
     def cache_path(self) -> Path:
@@ -112,6 +151,19 @@ class Settings(BaseSettings):
             corpus = values.get("corpus_dir") or cls.model_fields["corpus_dir"].default
             values = {**values, "index_dir": default_index_dir(Path(corpus))}
         return values
+
+    @field_validator("shelves", mode="after")
+    @classmethod
+    def _shelves_are_named_and_reachable(cls, shelves: dict[str, ShelfSettings]) -> dict[str, ShelfSettings]:
+        readers = {}
+        for name, shelf in shelves.items():
+            if not re.fullmatch(SHELF_NAME, name):
+                raise ValueError(f"shelf name {name!r} must be 1-40 of a-z, 0-9, _ and -, starting with a letter or digit")
+            audience = (frozenset(shelf.guild_ids), frozenset(shelf.channel_ids), frozenset(shelf.role_ids))
+            if shelf.guild_ids and audience in readers:
+                raise ValueError(f"shelves {readers[audience]} and {name} have the same readers, so {name} would never be used")
+            readers[audience] = name
+        return shelves
 
     @field_validator(*PATH_SETTINGS, mode="after")
     @classmethod
@@ -151,6 +203,8 @@ def load_settings(**overrides: object) -> Settings:
     except SettingsError as error:
         # pydantic-settings could not even parse the value (e.g. a list that isn't JSON).
         raise InvalidSetting(_describe_unparsable(error)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidSetting(f"cannot read {LOCAL_FILE} (or {DEFAULTS_FILE.name}): {error}") from None
 
 
 def default_index_dir(corpus_dir: Path) -> Path:
@@ -166,11 +220,14 @@ def describe_invalid(error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
         name = str(problem["loc"][0]) if problem["loc"] else "settings"
-        expects = problem["msg"][0].lower() + problem["msg"][1:]
+        # Inside a shelf, the whole path: shelves.NAME.guild_ids.0
+        where = ".".join(str(part) for part in problem["loc"]) if name == "shelves" else name
+        message = problem["msg"].removeprefix("Value error, ")
+        expects = message[0].lower() + message[1:]
         if name in Settings.model_fields and "list" in str(Settings.model_fields[name].annotation):
             expects += " (a JSON list, e.g. [123456789012345678])"
         given = "(hidden)" if name == "discord_token" else repr(problem["input"])
-        problems.append(f"setting {name} (VERBATIM_{name.upper()}) is {given}: {expects}")
+        problems.append(f"setting {where} (VERBATIM_{name.upper()}) is {given}: {expects}")
     return "; ".join(problems)
 
 

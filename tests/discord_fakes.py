@@ -5,7 +5,9 @@ enforces (checked 2026-11-25, see /work/shared/notes/discord.md):
 - one initial response per interaction; a second raises `discord.InteractionResponded`;
 - the first follow-up after a `defer()` replaces the "thinking…" placeholder and keeps
   the defer's visibility, whatever it asks for; later follow-ups choose their own;
-- message and embed limits: an oversized payload is refused like Discord's HTTP 400.
+- message and embed limits: an oversized payload is refused like Discord's HTTP 400;
+- attachments: an interaction carries only their metadata (name, size, type, CDN URL); the bytes
+  are fetched from the CDN by `Attachment.read()`, and `CDN.fetched` records every fetch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,44 @@ FIELDS_MAX = 25
 EMBED_TOTAL_MAX = 6000
 EMBEDS_TOTAL_MAX = 6000  # summed over every embed of one message
 EMBEDS_MAX = 10
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file attached to a slash command; `size` is what Discord reports (by default, the bytes' length)."""
+
+    filename: str
+    data: bytes
+    size: int | None = None
+    content_type: str | None = None
+
+
+class FakeCdn:
+    """Discord's CDN: serves attachments' bytes by URL and remembers what was downloaded."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.fetched: list[str] = []
+
+    def publish(self, upload: Upload) -> dict:
+        """Store the bytes and return the attachment payload an interaction's `resolved` carries."""
+        attachment_id = str(next(_ids))
+        url = f"https://cdn.discordapp.com/attachments/200/{attachment_id}/{upload.filename}"
+        self.files[url] = upload.data
+        payload = {"id": attachment_id, "filename": upload.filename, "url": url, "proxy_url": url,
+                   "size": len(upload.data) if upload.size is None else upload.size}
+        if upload.content_type:
+            payload["content_type"] = upload.content_type
+        return payload
+
+    async def get_from_cdn(self, url: str) -> bytes:
+        self.fetched.append(url)
+        if url not in self.files:
+            raise http_error(404, 0, "Not Found")
+        return self.files[url]
+
+
+CDN = FakeCdn()
 
 
 @dataclass
@@ -186,14 +226,38 @@ class FakeFollowup:
         return message
 
 
+def channel_payload(channel_id: int, guild_id: int | None, thread_of: int | None = None) -> dict:
+    """The partial channel an interaction carries: a text channel, or a public thread of `thread_of`."""
+    if guild_id is None:
+        return {"id": str(channel_id), "type": 1, "recipients": []}
+    channel = {"id": str(channel_id), "guild_id": str(guild_id), "name": f"channel-{channel_id}", "position": 0,
+               "permission_overwrites": [], "nsfw": False, "type": 0, "parent_id": None}
+    if thread_of is not None:
+        channel.update(type=11, parent_id=str(thread_of), owner_id="1", message_count=1, member_count=1,
+                       rate_limit_per_user=0, thread_metadata={
+                           "archived": False, "auto_archive_duration": 1440, "locked": False,
+                           "archive_timestamp": "2026-01-01T00:00:00+00:00"})
+    return channel
+
+
 class FakeInteraction(discord.Interaction):
-    """A slash-command (or autocomplete) interaction built from a raw payload; `guild_id=None` is a DM."""
+    """A slash-command (or autocomplete) interaction built from a raw payload; `guild_id=None` is a DM.
+
+    It comes from `channel_id` (a thread of `thread_of`, if given) and its member holds `role_ids`,
+    as Discord sends them: the partial channel object and the member's role ids.
+    """
 
     def __init__(self, client: discord.Client, command: str, options: dict, *, user_id: int = 42,
                  permissions: discord.Permissions | None = None, autocomplete_focus: str | None = None,
-                 guild_id: int | None = 100) -> None:
-        option_payloads = []
+                 guild_id: int | None = 100, channel_id: int = 200, thread_of: int | None = None,
+                 role_ids: tuple[int, ...] = ()) -> None:
+        option_payloads, attachments = [], {}
         for name, value in options.items():
+            if isinstance(value, Upload):
+                attachment = CDN.publish(value)
+                attachments[attachment["id"]] = attachment
+                option_payloads.append({"type": 11, "name": name, "value": attachment["id"]})
+                continue
             kind = 4 if isinstance(value, int) else 3
             payload = {"type": kind, "name": name, "value": value}
             if name == autocomplete_focus:
@@ -202,17 +266,19 @@ class FakeInteraction(discord.Interaction):
         user = {"id": str(user_id), "username": f"user{user_id}", "discriminator": "0", "avatar": None}
         data = {
             "id": str(next(_ids)), "application_id": "1", "token": "token", "version": 1,
-            "attachment_size_limit": 8_000_000, "authorizing_integration_owners": {},
+            "attachment_size_limit": 104_857_600, "authorizing_integration_owners": {},
             "context": 0 if guild_id is not None else 1,
             "type": 4 if autocomplete_focus else 2,
-            "channel_id": "200",
+            "channel_id": str(channel_id),
+            "channel": channel_payload(channel_id, guild_id, thread_of),
             "app_permissions": str(discord.Permissions.all().value),
-            "data": {"type": 1, "name": command, "id": str(next(_ids)), "options": option_payloads},
+            "data": {"type": 1, "name": command, "id": str(next(_ids)), "options": option_payloads,
+                     "resolved": {"attachments": attachments}},
         }
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
             data["member"] = {
-                "user": user, "roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False,
+                "user": user, "roles": [str(role) for role in role_ids], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False,
                 "flags": 0, "permissions": str((permissions or discord.Permissions.none()).value),
             }
         else:
@@ -283,8 +349,8 @@ def _enforce_limits(http) -> None:
     http.send_message = send_message
 
 
-async def offline(client: discord.Client) -> discord.Client:
-    """Make a constructed client usable without a gateway: a fake user, guild and channel (dpytest)."""
+async def offline(client: discord.Client, guilds: int = 1) -> discord.Client:
+    """Make a constructed client usable without a gateway: a fake user, guilds and a channel in each (dpytest)."""
     import asyncio
 
     import discord.ext.test as dpytest
@@ -293,10 +359,11 @@ async def offline(client: discord.Client) -> discord.Client:
     # dpytest keeps its fake members in the member cache, which needs the members intent (test-only).
     client._connection._intents.members = True
     client._connection.member_cache_flags = discord.MemberCacheFlags.from_intents(client._connection._intents)
-    dpytest.configure(client)
+    dpytest.configure(client, guilds=guilds)
     client.allowed_mentions = discord.AllowedMentions.none()  # dpytest's state starts without ours
     client._connection.loop = asyncio.get_running_loop()  # for typing(), which dpytest's state lacks
     _enforce_limits(client.http)
+    client.http.get_from_cdn = client._connection.http.get_from_cdn = CDN.get_from_cdn  # dpytest's reads files
     return client
 
 
