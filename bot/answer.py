@@ -75,7 +75,9 @@ class Answerer:
         ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges,
                       self.ranker)
         if prefer_sources and ranked and not ranked[0].about:
-            ranked = prefer(ranked, prefer_sources, self.settings.followup_source_boost)
+            # The boost is in retrieval's units; the ranker weighs one of those this much.
+            scale = self.ranker.retrieval_weight if self.ranker else 1.0
+            ranked = prefer(ranked, prefer_sources, self.settings.followup_source_boost * scale)
         # The ranker's refusal model reads retrieval's own scores, before its re-ranking.
         sureness = self.ranker.probability(question, hits) if self.ranker else confidence(ranked, self.selector)
         threshold = self._threshold()
@@ -95,6 +97,12 @@ class Answerer:
             return self.settings.selector_min_probability
         return self.settings.ranker_min_probability if self.ranker else self.settings.min_confidence
 
+    @property
+    def confident_above(self) -> float:
+        """A confidence this high is shown as sure (green in Discord): half-way from the threshold to
+        certainty for a probability, 0.3 above it for retrieval's own confidence."""
+        threshold = self._threshold()
+        return threshold + 0.3 if self.ranker is None and self.selector is None else (threshold + 1.0) / 2
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
 
@@ -124,7 +132,7 @@ def prefer(hits: list[Hit], sources: Sequence[str], boost: float) -> list[Hit]:
     """`hits` reordered as if those from `sources` scored `boost` more; their scores (and so the
     confidence an answer is refused by) stay their own."""
     preferred = set(sources)
-    return sorted(hits, key=lambda hit: -(hit.score + (boost if hit.source in preferred else 0.0)))
+    return sorted(hits, key=lambda hit: -(hit.order_key + (boost if hit.source in preferred else 0.0)))
 
 
 def load_selector(settings: Settings) -> Selector | None:
@@ -164,7 +172,8 @@ def rank(
     ranked = hits
     if selector is None and ranker is not None:
         scores = ranker.scores(question, hits)
-        ranked = sorted((replace(hit, score=float(score)) for hit, score in zip(hits, scores)), key=lambda hit: -hit.score)
+        ranked = sorted((replace(hit, rank_score=float(score)) for hit, score in zip(hits, scores)),
+                        key=lambda hit: -hit.order_key)
     elif selector is not None:
         candidates = hits[: settings.selector_candidates]
         logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])

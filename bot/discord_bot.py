@@ -439,7 +439,7 @@ class VerbatimBot(discord.Client):
             answer = await self.answering(answer_located, answerer, question)  # with slide, section, link
         else:
             answer = await self.answering(_answer_from, answerer, question, document)
-        return answer_embed(answer, self.settings.min_confidence), answer
+        return answer_embed(answer, answerer.confident_above), answer
 
     def _add_commands(self) -> None:
         bot = self
@@ -637,7 +637,7 @@ class VerbatimBot(discord.Client):
             await message.reply(user_message(error, self.settings, "a mention"), mention_author=False)
             return
         answer = turn.answer
-        embed = followup_embed(answer_embed(answer, self.settings.min_confidence), turn.read_with)
+        embed = followup_embed(answer_embed(answer, shelf.answerer.confident_above), turn.read_with)
         view = AnswerView(self) if answer.answered else discord.utils.MISSING
         if previous is None:
             sent, thread_id = await self._reply_in_thread(message, question, embed, view)

@@ -29,8 +29,6 @@ CONFIDENT = discord.Colour.green()
 TENTATIVE = discord.Colour.gold()
 REFUSED = discord.Colour.light_grey()
 SCORE_BAR_LOW = 0.8
-# Answers this far above the refusal threshold are shown in green, nearer ones in gold.
-CONFIDENT_MARGIN = 0.3
 
 
 def safe(text: str) -> str:
@@ -88,7 +86,7 @@ def score_bar(score: float) -> str:
     return "▰" * filled + "▱" * (5 - filled)
 
 
-def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
+def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
     """The embed for an answer or a refusal."""
     title = _clip(answer.question, TITLE_MAX)
     footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
@@ -97,7 +95,7 @@ def answer_embed(answer: Answer, min_confidence: float) -> discord.Embed:
         embed = discord.Embed(title=title, description=fit(refusal_line(answer), DESCRIPTION_MAX), colour=REFUSED)
         embed.set_footer(text=footer)
         return embed
-    sure = answer.confidence >= min_confidence + CONFIDENT_MARGIN
+    sure = answer.confidence >= confident_above
     embed = discord.Embed(title=title, colour=CONFIDENT if sure else TENTATIVE)
     embed.set_footer(text=footer)
     for quote in answer.quotes:

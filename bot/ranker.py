@@ -105,6 +105,11 @@ class Ranker:
             raise SelectorUnavailable("the sentence ranker was fitted on other features; run `make fit-ranker`")
         return cls(tuple(stored["weights"]), tuple(stored["refusal_weights"]), float(stored["refusal_bias"]))
 
+    @property
+    def retrieval_weight(self) -> float:
+        """What one unit of retrieval's own score is worth in this ranker's scores."""
+        return self.weights[FEATURES.index("retrieval")]
+
     def scores(self, question: str, hits: Sequence[Hit]) -> np.ndarray:
         """One score per hit."""
         return features(question, hits) @ np.asarray(self.weights)

@@ -73,6 +73,13 @@ class Hit:
     about: bool = False
     # The sentence's place in its passage (0: the passage's first sentence).
     order: int = 0
+    # The learned ranker's score, where it ordered the candidates (bot/ranker.py); `score` stays retrieval's.
+    rank_score: float | None = None
+
+    @property
+    def order_key(self) -> float:
+        """What the answer's order follows: the ranker's score where it ranked, else `score`."""
+        return self.score if self.rank_score is None else self.rank_score
 
 
 @dataclass(frozen=True)
