@@ -33,6 +33,7 @@ from index.engine import query_engine  # noqa: E402
 
 GROUPS = ROOT / "var" / "ranker"
 HOLDOUT = 100
+SQUAD_HOLDOUT = 2
 ANSWERED = 0.95
 L2 = 1e-2
 # Collected candidates are reused while the code that makes them is unchanged.
@@ -114,30 +115,40 @@ def top1(data: dict[str, np.ndarray], weights: np.ndarray, only_in_corpus: bool 
     return float(np.mean(hits))
 
 
-def fit_refusal(data: dict[str, np.ndarray], weights: np.ndarray) -> dict:
-    """A logistic model of "the question is answered in the corpus" over refusal_evidence, and the
-    probability threshold that answers ANSWERED of the in-corpus questions."""
-    evidence, in_corpus = [], []
-    for g in np.unique(data["group"]):
-        members = data["group"] == g
-        rows = data["x"][members]
-        evidence.append(refusal_evidence(rows @ weights, rows))
-        in_corpus.append(float(data["in_corpus"][members][0]))
-    x, y = np.array(evidence), np.array(in_corpus)
+def fit_refusal(sets: dict[str, dict[str, np.ndarray]], weights: np.ndarray) -> dict:
+    """A logistic model of "the question is answered in the corpus" over refusal_evidence (each set
+    weighing the same in all), and the highest probability threshold that still answers ANSWERED
+    of every set's in-corpus questions."""
+    evidence, in_corpus, weight, which = [], [], [], []
+    for name, data in sets.items():
+        groups = np.unique(data["group"])
+        for g in groups:
+            members = data["group"] == g
+            rows = data["x"][members]
+            evidence.append(refusal_evidence(rows @ weights, rows))
+            in_corpus.append(float(data["in_corpus"][members][0]))
+            weight.append(1.0 / len(groups))
+            which.append(name)
+    x, y, sample, which = np.array(evidence), np.array(in_corpus), np.array(weight), np.array(which)
+    sample = sample / sample.sum()
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = (x - mean) / std
     w, b = np.zeros(z.shape[1]), 0.0
     for _ in range(5000):
         p = 1 / (1 + np.exp(-(z @ w + b)))
-        w -= 0.1 * (z.T @ (p - y) / len(y) + 1e-3 * w)
-        b -= 0.1 * float(np.mean(p - y))
+        w -= 0.5 * (z.T @ (sample * (p - y)) + 1e-3 * w)
+        b -= 0.5 * float(np.sum(sample * (p - y)))
     raw_w, raw_b = w / std, b - float((w / std) @ mean)
     probability = 1 / (1 + np.exp(-(x @ raw_w + raw_b)))
-    threshold = float(np.quantile(probability[y == 1], 1 - ANSWERED))
+    threshold = min(float(np.quantile(probability[(which == name) & (y == 1)], 1 - ANSWERED)) for name in sets)
+    per_set = {
+        name: {"questions": int((which == name).sum()), "out_of_corpus": int(((which == name) & (y == 0)).sum()),
+               "answered": round(float(np.mean(probability[(which == name) & (y == 1)] >= threshold)), 4),
+               "out_of_corpus_refused": round(float(np.mean(probability[(which == name) & (y == 0)] < threshold)), 4)}
+        for name in sets
+    }
     return {"refusal_weights": raw_w.tolist(), "refusal_bias": raw_b, "min_probability": round(threshold, 4),
-            "calib_answered": round(float(np.mean(probability[y == 1] >= threshold)), 4),
-            "calib_out_of_corpus_refused": round(float(np.mean(probability[y == 0] < threshold)), 4),
-            "calib_questions": len(y), "calib_out_of_corpus": int((y == 0).sum())}
+            "calibration": per_set}
 
 
 def merge(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -155,10 +166,12 @@ def main() -> int:
     train = collect("tydi-train", select_slice(tydi, "train"), set())
     squad = collect("squad-train", load_eval_set(DATA / "squad2-train-10.json"), set())
     held = collect("tydi-calib", calib, set(list(calib.articles)[-HOLDOUT:]))
+    squad_set = load_eval_set(DATA / "squad2-train-10.json")
+    squad_held = collect("squad-train-holdout", squad_set, set(list(squad_set.articles)[-SQUAD_HOLDOUT:]))
     weights, _, _ = fit_listwise(merge(train, squad), l2=L2, steps=4000)
     baseline = np.zeros(len(FEATURES))
     baseline[FEATURES.index("retrieval")] = 1.0
-    refusal = fit_refusal(held, weights)
+    refusal = fit_refusal({"tydi_calib": held, "squad_train": squad_held}, weights)
     MODEL_DIR.mkdir(exist_ok=True)
     (MODEL_DIR / "ranker.json").write_text(json.dumps({
         "features": FEATURES, "weights": [round(w, 6) for w in weights.tolist()],
@@ -169,13 +182,13 @@ def main() -> int:
     _set_defaults(ranker_min_probability=refusal["min_probability"])
     report = {
         "data": "fit: TyDi QA English train slice + 10 SQuAD 2.0 train articles; refusal: TyDi calib slice, "
-                f"{HOLDOUT} articles held out of the index",
+                f"{HOLDOUT} articles held out of the index, and the SQuAD train articles, {SQUAD_HOLDOUT} held out",
         "l2": L2,
         "top_sentence_hit": {
             name: {"retrieval": round(top1(data, baseline), 4), "ranker": round(top1(data, weights), 4)}
             for name, data in (("tydi_train", train), ("squad_train", squad), ("tydi_calib", held))
         },
-        **{k: v for k, v in refusal.items() if k not in ("refusal_weights", "refusal_bias")},
+        "min_probability": refusal["min_probability"], "refusal_calibration": refusal["calibration"],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ranker-fit.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
