@@ -268,7 +268,7 @@ def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int
     # question; a neighbour joins when the quote stays short enough to read.
     window = [hit]
     neighbours = [by_sentence.get(hit.sentence_id - 1), by_sentence.get(hit.sentence_id + 1)]
-    for neighbour in sorted((n for n in neighbours if n is not None), key=lambda n: -n.score):
+    for neighbour in sorted((n for n in neighbours if n is not None), key=lambda n: -n.order_key):
         if neighbour.passage_id != hit.passage_id or neighbour.sentence_id in used:
             continue
         candidate = sorted([*window, neighbour], key=lambda member: member.start)
