@@ -30,6 +30,8 @@ SENTENCE_TRAITS = ("has_year", "has_number", "new_names", "defines", "first_in_p
 BASE = (
     "dense", "lexical", "passage_dense", "passage_lexical", "coverage", "retrieval",
     "first_in_passage", "order", "length",
+    # The answer often sits beside the sentence that echoes the question.
+    "previous_dense", "previous_lexical", "next_dense", "next_lexical",
 )
 FEATURES = BASE + tuple(f"{kind}*{trait}" for kind in QUESTION_KINDS for trait in SENTENCE_TRAITS)
 
@@ -56,10 +58,16 @@ def features(question: str, hits: Sequence[Hit]) -> np.ndarray:
     kind = QUESTION_KINDS.index(question_kind(question))
     asked = set(tokenize(question))
     rows = np.zeros((len(hits), len(FEATURES)))
+    by_sentence = {hit.sentence_id: hit for hit in hits}
     for row, hit in zip(rows, hits):
+        previous, following = (by_sentence.get(hit.sentence_id + step) for step in (-1, 1))
+        previous = previous if previous is not None and previous.passage_id == hit.passage_id else None
+        following = following if following is not None and following.passage_id == hit.passage_id else None
         row[: len(BASE)] = (
             hit.dense, hit.lexical, hit.passage_dense, hit.passage_lexical, hit.coverage, hit.score,
             float(hit.order == 0), min(hit.order, 8) / 8, math.log(max(len(hit.text), 10)),
+            previous.dense if previous else 0.0, previous.lexical if previous else 0.0,
+            following.dense if following else 0.0, following.lexical if following else 0.0,
         )
         start = len(BASE) + kind * len(SENTENCE_TRAITS)
         row[start : start + len(SENTENCE_TRAITS)] = _traits(hit, asked)
@@ -76,16 +84,17 @@ def _traits(hit: Hit, asked: set[str]) -> tuple[float, ...]:
     )
 
 
-REFUSAL_FEATURES = ("best", "margin", "coverage", "dense", "passage_dense", "lexical")
+REFUSAL_FEATURES = ("best", "margin", "coverage", "dense", "passage_dense", "lexical", "retrieval")
 
 
 def refusal_evidence(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """What the refusal model reads, from candidates' ranker scores and FEATURES rows: the best
-    score and its lead over the next, the best one's passage coverage and word overlap, and the
-    best sentence and passage cosines."""
+    score and its lead over the next, the best one's passage coverage and word overlap, the
+    best sentence and passage cosines, and retrieval's own best score."""
     best = int(np.argmax(scores))
     margin = scores[best] - np.partition(scores, -2)[-2] if len(scores) > 1 else 1.0
-    return np.array([scores[best], margin, rows[best, 4], rows[:, 0].max(), rows[:, 2].max(), rows[best, 1]])
+    return np.array([scores[best], margin, rows[best, 4], rows[:, 0].max(), rows[:, 2].max(), rows[best, 1],
+                     rows[:, 5].max()])
 
 
 @dataclass(frozen=True)
