@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker eval-no-ranker train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -94,6 +94,12 @@ eval-selector: $(STAMP)
 	@mkdir -p bench/results
 	VERBATIM_SELECTOR=true $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-selector.json
 	VERBATIM_SELECTOR=true $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-selector.json
+
+# The same with the sentence ranker off: retrieval's own order and refusal (the previous default).
+eval-no-ranker: $(STAMP)
+	@mkdir -p bench/results
+	VERBATIM_RANKER=false $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-no-ranker.json
+	VERBATIM_RANKER=false $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-no-ranker.json
 
 calibrate-selector: $(STAMP)
 	$(PY) bench/calibrate_selector.py

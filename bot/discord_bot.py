@@ -438,7 +438,7 @@ class VerbatimBot(discord.Client):
         if document is None:
             answer = await self.answering(answer_located, answerer, question)  # with slide, section, link
         else:
-            answer = await self.answering(_answer_from, answerer, question, document)
+            answer = await self.answering(functools.partial(answer_located, sources=[document]), answerer, question)
         return answer_embed(answer, answerer.confident_above), answer
 
     def _add_commands(self) -> None:
@@ -679,13 +679,6 @@ class VerbatimBot(discord.Client):
             shelf.feedback.close()
             shelf.ledger.close()
 
-
-def _answer_from(answerer: Answerer, question: str, document: str):
-    """The answer from one document of the shelf (Answerer.answer's `sources`), located like any other."""
-    from bot.locate import locate
-
-    answer = answerer.answer(question, sources=[document])
-    return locate(answer, answerer.searcher.document_place, answerer.settings.link_base)
 
 
 def ledger_path(shelf: Shelf) -> Path:

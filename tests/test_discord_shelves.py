@@ -1,7 +1,6 @@
 """Two servers, three shelves, every command through the real CommandTree: nothing crosses shelves."""
 
 import asyncio
-import inspect
 import shutil
 from dataclasses import replace
 
@@ -212,10 +211,8 @@ async def test_scoped_ask_refuses_a_document_of_another_shelf_before_deferring(b
     assert not leaks([crossing.all_sent[0].content.replace("'ships.txt'", "")], "ships")
 
 
-HAS_SOURCES = "sources" in inspect.signature(Answerer.answer).parameters
 
 
-@pytest.mark.xfail(not HAS_SOURCES, strict=True, reason="Answerer.answer(sources=) comes from wip-library")
 async def test_scoped_ask_answers_from_that_document_only(bot, tmp_path):
     (tmp_path / "bees" / "wasps.txt").write_text("Wasp queens lay their eggs in paper cells in spring.\n")
     await run(bot, "reindex", server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
