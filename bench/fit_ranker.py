@@ -25,7 +25,7 @@ import hashlib  # noqa: E402
 from bot.evaluation import EvalSet, load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from bot.ranker import FEATURES, FILES, MODEL_DIR, REFUSAL_FEATURES, features, refusal_evidence  # noqa: E402
 from bot.selector import write_checksum  # noqa: E402
-from calibrate_selector import _logistic, _set_defaults  # noqa: E402
+from calibrate_selector import _set_defaults  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.build import SilentProgress, build_index  # noqa: E402
 from index.search import Searcher  # noqa: E402

@@ -7,7 +7,6 @@ from dataclasses import replace
 import discord.ext.test as dpytest
 import pytest
 
-from bot.answer import Answerer
 from bot.discord_bot import NO_SHELF, NOT_HERE, PRIVATE_SHELF, AnswerView, VerbatimBot, allowed_guilds, role_ids
 from index.build import build_index
 from tests.conftest import make_settings

@@ -9,7 +9,6 @@ from index.load import (
     BINARY, ENCRYPTED, HIDDEN, NO_MAIN_TEXT, NOT_REGULAR, OUTSIDE, UNSUPPORTED, CorpusFile, Unreadable, discover,
     printable_name, read_document, summarise_skips,
 )
-from index.sentences import sentences
 from index.types import Skipped
 from tests.conftest import make_settings, write_corpus
 from tests.pdfs import encrypt_pdf, make_pdf

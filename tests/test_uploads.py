@@ -8,7 +8,7 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 from bot.uploads import (
     ADDED, REMOVED, Ledger, RemoveRefused, UploadLimits, UploadRefused, remove_document, safe_name, save_upload,
 )
-from index.load import CorpusFile, discover, read_document
+from index.load import discover, read_document
 from tests.conftest import make_settings
 from tests.documents import make_docx
 from tests.pdfs import make_pdf
