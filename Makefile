@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web discord eval clean
+.PHONY: train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -39,7 +39,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web
+bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web
 
 bench-peers: $(BENCH_STAMP)
 	cd bench && ../$(PY) peers.py
@@ -64,8 +64,14 @@ bench-incremental: $(BENCH_STAMP)
 bench-crash: $(BENCH_STAMP)
 	cd bench && ../$(PY) crash.py
 
+# Passage search at N passages (IVF-PQ from 1M on): bench/results/scale-N.json. Needs ~N/1M x 0.9 GB of disk under var/.
 bench-scale: $(BENCH_STAMP)
+	@mkdir -p var
 	cd bench && ../$(PY) scale.py $(or $(N),1000000) real-mix
+
+# Build throughput on Ray (1 and 2 local workers) and the scaling model: bench/results/cluster.json.
+bench-cluster: $(BENCH_STAMP)
+	cd bench && ../$(PY) cluster.py
 
 bench-discord: $(BENCH_STAMP)
 	cd bench && ../$(PY) discord_load.py

@@ -130,7 +130,9 @@ def write_sentence_codes(directory: Path, batches: Iterable[np.ndarray], sample:
     m = _divisor_at_most(dimension, settings.ann_sentence_pq_m)
     bits = max(1, min(8, int(math.log2(max(2, len(sample))))))
     codec = faiss.index_factory(dimension, f"PQ{m}x{bits}", faiss.METRIC_INNER_PRODUCT)
-    faiss.downcast_index(codec).pq.cp.min_points_per_centroid = 1
+    pq_index = faiss.downcast_index(codec)
+    pq_index.pq.cp.min_points_per_centroid = 1
+    pq_index.do_polysemous_training = False
     codec.train(np.ascontiguousarray(sample, dtype=np.float32))
     codes = np.lib.format.open_memmap(directory / SENTENCE_CODES, mode="w+", dtype=np.uint8,
                                       shape=(total, codec.sa_code_size()))
