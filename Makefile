@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web discord eval clean
+.PHONY: train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -82,6 +82,15 @@ bench-web: $(BENCH_STAMP)
 discord: $(STAMP)
 	@$(VENV)/bin/verbatim index build
 	$(VENV)/bin/verbatim discord
+
+# Answer quality of an IVF-PQ index against the exact one (SQuAD, first 800 questions): flat, and IVF-PQ
+# with sentence vectors as PQ codes of 48, 96 and 192 bytes -> bench/results/eval-ann-*.json.
+eval-ann: $(STAMP)
+	@mkdir -p bench/results
+	@for config in flat: ivfpq:48 ivfpq:96 ivfpq:192; do type=$${config%%:*}; m=$${config##*:}; \
+	  VERBATIM_INDEX_TYPE=$$type VERBATIM_ANN_SENTENCE_PQ_M=$${m:-192} $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json \
+	    --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --limit 800 --json \
+	    > bench/results/eval-ann-$$type$${m:+-$$m}.json && cat bench/results/eval-ann-$$type$${m:+-$$m}.json; done
 
 # The answer selector (bot/selector/): reproducible from the shared data with a fixed seed.
 train-selector: $(STAMP)

@@ -61,8 +61,7 @@ def test_the_ivfpq_generation_is_compressed_memory_mapped_and_says_why(seed_inde
     assert isinstance(inverted, faiss.OnDiskInvertedLists)
     searcher.close()
     status = index_status(settings)
-    assert status["index_type"] == "ivfpq (index_type = ivfpq)"
-    assert status["sentence_vectors"].startswith("PQ codes")
+    assert status["index_type"].startswith("ivfpq (index_type = ivfpq); sentence vectors as PQ codes (pq192x")
 
 
 def test_the_index_type_is_chosen_by_size_and_a_forced_change_rebuilds(tmp_path):

@@ -67,11 +67,12 @@ def _vectors(settings, name: str) -> np.ndarray:
 
 
 def test_a_distributed_build_makes_the_same_index_and_answers_as_a_local_one(ray_instance, tmp_path):
-    write_corpus(tmp_path, CORPUS)
+    write_corpus(tmp_path, {**CORPUS, "bad.txt": b"\xff\xfe\xfa", "empty.md": ""})
     local, distributed = _settings(tmp_path, "local"), _settings(tmp_path, "cluster", build_cluster="auto")
-    build_index(local)
+    expected = build_index(local)
     summary = build_index(distributed)
-    assert summary.embedded > 0  # the cache was empty: every text went to the cluster
+    assert summary.embedded == expected.embedded > 0  # the cache was empty: every text went to the cluster
+    assert summary.skipped == expected.skipped and len(summary.skipped) == 2  # read by the workers, same reasons
     assert _passages(distributed) == _passages(local)
     for name in (store.PASSAGE_VECTORS_NPY, store.SENTENCE_VECTORS):
         ours, theirs = _vectors(distributed, name), _vectors(local, name)
