@@ -71,11 +71,12 @@ def timed_build(scratch: Path, name: str, **overrides) -> dict:
 
 
 def main() -> None:
-    import ray
-
+    # Read by Ray when it is imported: no usage reports, a private token (none written to ~/.ray).
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     os.environ.setdefault("RAY_AUTH_TOKEN", os.urandom(16).hex())
+    import ray
+
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         write_1000(scratch / "corpus")

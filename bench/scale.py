@@ -85,6 +85,20 @@ class Clusters:
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+class Cumulative:
+    """A stopwatch that adds up every interval it times."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self):
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds += time.perf_counter() - self._started
+
+
 def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -104,14 +118,14 @@ def search_child(directory: str) -> None:
     before = _status_mb("VmRSS")
     with Stopwatch() as load:
         index = store.read_vectors(Path(directory), settings.faiss_nprobe)
-        vectors = np.load(Path(directory) / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
+        vectors = ann.open_rows(Path(directory) / store.PASSAGE_VECTORS_NPY)
     queries = np.load(Path(directory) / "queries.npy")
     truth = np.load(Path(directory) / "truth.npy")
     faiss.omp_set_num_threads(1)  # one query at a time, as a question is answered
     rows = []
-    rescoring = [settings.ann_rescore_factor, 0] if manifest["kind"] == ann.IVFPQ else [0]
-    for factor in rescoring:
-        for nprobe in ([8, 16, 32, 64, 128, 256] if factor else [32, 128]) if hasattr(index, "nprobe") else [0]:
+    plan = [(settings.ann_rescore_factor, [8, 16, 32, 64, 128]), (10, [32]), (0, [32])]  # (rescore factor, nprobes)
+    for factor, nprobes in plan if manifest["kind"] == ann.IVFPQ else [(0, [32, 128])]:
+        for nprobe in nprobes if hasattr(index, "nprobe") else [0]:
             if nprobe:
                 index.nprobe = nprobe
             searcher = ann.RescoredIndex(index, vectors, factor)
@@ -139,7 +153,7 @@ def main(count: int, data: str) -> None:
     choice = ann.choose_index_type(settings, count)
     with tempfile.TemporaryDirectory(dir=str(Path(__file__).resolve().parents[1] / "var")) as scratch:
         directory = Path(scratch)
-        generate, exact, add = Stopwatch(), Stopwatch(), Stopwatch()
+        generate, exact, add = Cumulative(), Cumulative(), Cumulative()
         with generate:
             source = RealMix() if data == "real-mix" else Clusters()
         queries = np.ascontiguousarray(source.queries, dtype=np.float32)
@@ -153,9 +167,8 @@ def main(count: int, data: str) -> None:
                 writer = ann.IvfPqWriter(directory, source.rows(0, sample_size), count, settings)
         for start in range(0, count, CHUNK):
             end = min(count, start + CHUNK)
-            generate.__enter__()
-            vectors = source.rows(start, end)
-            generate.__exit__()
+            with generate:
+                vectors = source.rows(start, end)
             with exact:  # exact top-10 over everything so far, merged chunk by chunk
                 scores = queries @ vectors.T
                 merged_scores = np.concatenate([best_scores, scores], axis=1)

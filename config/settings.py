@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"
     ann_threshold_passages: int = Field(1_000_000, ge=1)
     ann_pq_m: int = Field(48, ge=1)
-    ann_rescore_factor: int = Field(10, ge=0)
+    ann_rescore_factor: int = Field(50, ge=0)
     ann_sentence_pq_m: int = Field(192, ge=1)
     # "" builds in this process; "auto" starts a local Ray instance on every core; else a Ray address.
     build_cluster: str = ""

@@ -16,6 +16,7 @@ sentence scoring decodes only the sentences of the shortlisted passages.
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,23 @@ def write_sentence_codes(directory: Path, batches: Iterable[np.ndarray], sample:
     return f"pq{m}x{bits}"
 
 
+def open_rows(path: Path) -> np.ndarray:
+    """A .npy array memory-mapped for random row reads: only the pages of rows read become resident.
+
+    (np.load's memory map lets the kernel read ahead around every row, which
+    at 10M passages made the whole float16 file resident: 7.9 GB, measured.)
+    """
+    with path.open("rb") as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(stream)
+        offset = stream.tell()
+        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    mapped.madvise(mmap.MADV_RANDOM)
+    count = int(np.prod(shape))
+    return np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
+
+
 class SentenceCodes:
     """Sentence vectors decoded on demand from memory-mapped PQ codes: `codes[ids]` gives float32 rows."""
 
@@ -153,7 +171,7 @@ class SentenceCodes:
         import faiss
 
         self._codec = faiss.read_index(str(generation / SENTENCE_CODEC))
-        self._codes = np.load(generation / SENTENCE_CODES, mmap_mode="r", allow_pickle=False)
+        self._codes = open_rows(generation / SENTENCE_CODES)
 
     def __getitem__(self, rows) -> np.ndarray:
         return self._codec.sa_decode(np.ascontiguousarray(self._codes[rows]))
