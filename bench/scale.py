@@ -118,7 +118,7 @@ def search_child(directory: str) -> None:
     before = _status_mb("VmRSS")
     with Stopwatch() as load:
         index = store.read_vectors(Path(directory), settings.faiss_nprobe)
-        vectors = ann.open_rows(Path(directory) / store.PASSAGE_VECTORS_NPY)
+        vectors = ann.RowReader(Path(directory) / store.PASSAGE_VECTORS_NPY)
     queries = np.load(Path(directory) / "queries.npy")
     truth = np.load(Path(directory) / "truth.npy")
     faiss.omp_set_num_threads(1)  # one query at a time, as a question is answered

@@ -135,7 +135,7 @@ class Searcher:
         # this generation, is loaded from it.
         verification = Background(store.verify, generation, manifest)
         try:
-            passage_vectors = ann.open_rows(generation / store.PASSAGE_VECTORS_NPY)
+            passage_vectors = ann.RowReader(generation / store.PASSAGE_VECTORS_NPY)
             faiss_index = ann.open_passage_index(generation, manifest, settings, passage_vectors)
             sentence_vectors = ann.open_sentence_vectors(generation, manifest)
             lexical = LexicalIndex.load(generation)
