@@ -5,13 +5,13 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker eval-no-ranker train-selector calibrate-selector eval-selector ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker eval-no-ranker train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,cluster]'
 	touch $(STAMP)
 
 # Build the index from seeds/ if it is missing or stale, then answer Q.
@@ -39,7 +39,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-discord bench-web bench-scoped
+bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped
 
 # Fit the sentence ranker (bot/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(STAMP)
@@ -68,8 +68,14 @@ bench-incremental: $(BENCH_STAMP)
 bench-crash: $(BENCH_STAMP)
 	cd bench && ../$(PY) crash.py
 
+# Passage search at N passages (IVF-PQ from 1M on): bench/results/scale-N.json. Needs ~N/1M x 0.9 GB of disk under var/.
 bench-scale: $(BENCH_STAMP)
+	@mkdir -p var
 	cd bench && ../$(PY) scale.py $(or $(N),1000000) real-mix
+
+# Build throughput on Ray (1 and 2 local workers) and the scaling model: bench/results/cluster.json.
+bench-cluster: $(BENCH_STAMP)
+	cd bench && ../$(PY) cluster.py
 
 bench-discord: $(BENCH_STAMP)
 	cd bench && ../$(PY) discord_load.py
@@ -84,6 +90,15 @@ bench-web: $(BENCH_STAMP)
 discord: $(STAMP)
 	@$(VENV)/bin/verbatim index build
 	$(VENV)/bin/verbatim discord
+
+# Answer quality of an IVF-PQ index against the exact one (SQuAD, first 800 questions): flat, and IVF-PQ
+# with sentence vectors as PQ codes of 48, 96 and 192 bytes -> bench/results/eval-ann-*.json.
+eval-ann: $(STAMP)
+	@mkdir -p bench/results
+	@for config in flat: ivfpq:48 ivfpq:96 ivfpq:192; do type=$${config%%:*}; m=$${config##*:}; \
+	  VERBATIM_INDEX_TYPE=$$type VERBATIM_ANN_SENTENCE_PQ_M=$${m:-192} $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json \
+	    --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --limit 800 --json \
+	    > bench/results/eval-ann-$$type$${m:+-$$m}.json && cat bench/results/eval-ann-$$type$${m:+-$$m}.json; done
 
 # The answer selector (bot/selector/): reproducible from the shared data with a fixed seed.
 train-selector: $(STAMP)

@@ -1,11 +1,13 @@
-"""1,000,000 synthetic 384-dimension passages: build, memory, search latency, recall@10.
+"""Passage-vector search at scale: build, memory, search latency, recall@10 against exact search.
 
-Vectors are clustered (like real embeddings, unlike uniform noise) and
-normalized; queries are perturbed corpus vectors. The index is written and
-loaded by the product's own store functions, then searched in a fresh process.
-Writes bench/results/scale.md.  Usage: make bench-scale [N=1000000]
+Vectors are mixed from real all-MiniLM-L6-v2 embeddings (or clustered noise)
+and normalized; queries are real SQuAD questions. They are generated in chunks
+and written through the product's own index writers (an IVF-PQ index past
+ann_threshold_passages, streamed: trained on a sample, then added chunk by
+chunk, never holding all vectors), then searched as the product searches them
+(memory-mapped, shortlist re-scored exactly) in a fresh process whose peak RSS
+is measured. Writes bench/results/scale-<N>.json.  Usage: make bench-scale [N=1000000]
 """
-
 from __future__ import annotations
 
 import json
@@ -28,135 +30,197 @@ DATA_KINDS = {
 }
 
 
-def from_real_embeddings(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors mixed from real MiniLM passage and sentence embeddings (their geometry, not noise's),
-    and real SQuAD questions as queries."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from common import CACHE, require_data
-    from bot.evaluation import write_eval_corpus, load_eval_set
-    from config import load_settings
-    from index import store
-    from index.build import build_index
-    from index.embed import OnnxEmbedder
+CHUNK = 100_000
 
-    qa_path, distractor_path = require_data("squad2-dev-a.json", "squad2-distractors.json")
-    squad, distractors = load_eval_set(qa_path), load_eval_set(distractor_path)
-    work = Path(tempfile.mkdtemp())
-    write_eval_corpus(work / "corpus", squad, [distractors], set())
-    settings = load_settings(corpus_dir=work / "corpus", index_dir=work / "index", cache_dir=CACHE)
-    build_index(settings)
-    generation = store.current_generation(settings.index_dir)
-    anchors = np.concatenate([np.load(generation / store.PASSAGE_VECTORS_NPY), np.load(generation / store.SENTENCE_VECTORS)]).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    vectors = np.empty((count, anchors.shape[1]), dtype=np.float32)
-    for start in range(0, count, 100_000):
-        end = min(count, start + 100_000)
-        first, second = rng.integers(0, len(anchors), (2, end - start))
+
+class RealMix:
+    """Vectors mixed from real MiniLM passage and sentence embeddings (their geometry, not noise's);
+    real SQuAD questions as queries. Rows are made chunk by chunk, each chunk from its own seed."""
+
+    def __init__(self) -> None:
+        from common import CACHE, require_data
+        from bot.evaluation import write_eval_corpus, load_eval_set
+        from config import load_settings
+        from index import store
+        from index.build import build_index
+        from index.embed import OnnxEmbedder
+
+        qa_path, distractor_path = require_data("squad2-dev-a.json", "squad2-distractors.json")
+        squad, distractors = load_eval_set(qa_path), load_eval_set(distractor_path)
+        work = Path(tempfile.mkdtemp())
+        write_eval_corpus(work / "corpus", squad, [distractors], set())
+        settings = load_settings(corpus_dir=work / "corpus", index_dir=work / "index", cache_dir=CACHE)
+        build_index(settings)
+        generation = store.current_generation(settings.index_dir)
+        self.anchors = np.concatenate([np.load(generation / store.PASSAGE_VECTORS_NPY),
+                                       np.load(generation / store.SENTENCE_VECTORS)]).astype(np.float32)
+        questions = [q.question for q in squad.questions[:: max(1, len(squad.questions) // QUERIES)]][:QUERIES]
+        self.queries = OnnxEmbedder(generation).embed(questions)
+
+    def rows(self, start: int, end: int) -> np.ndarray:
+        rng = np.random.default_rng([0, start])
+        first, second = rng.integers(0, len(self.anchors), (2, end - start))
         weight = rng.uniform(0.1, 0.6, (end - start, 1)).astype(np.float32)
-        vectors[start:end] = anchors[first] + weight * anchors[second] + 0.05 * rng.standard_normal((end - start, anchors.shape[1]), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    questions = [q.question for q in squad.questions[:: max(1, len(squad.questions) // QUERIES)]][:QUERIES]
-    queries = OnnxEmbedder(generation).embed(questions)
-    return vectors, queries
+        vectors = self.anchors[first] + weight * self.anchors[second]
+        vectors += 0.05 * rng.standard_normal((end - start, DIMENSION), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def synthetic(count: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((2000, DIMENSION), dtype=np.float32)
-    vectors = np.empty((count, DIMENSION), dtype=np.float32)
-    for start in range(0, count, 100_000):
-        end = min(count, start + 100_000)
-        labels = rng.integers(0, len(centres), end - start)
-        vectors[start:end] = centres[labels] + 1.5 * rng.standard_normal((end - start, DIMENSION), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
+class Clusters:
+    """2,000 Gaussian clusters with noise 1.5x their scale (close to uniform: a worst case);
+    queries are perturbed rows of the first chunk."""
+
+    def __init__(self) -> None:
+        self.centres = np.random.default_rng(0).standard_normal((2000, DIMENSION), dtype=np.float32)
+        rng = np.random.default_rng(1)
+        first = self.rows(0, CHUNK)
+        queries = first[rng.choice(len(first), QUERIES, replace=False)]
+        queries += 0.02 * rng.standard_normal((QUERIES, DIMENSION), dtype=np.float32)
+        self.queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+    def rows(self, start: int, end: int) -> np.ndarray:
+        rng = np.random.default_rng([1, start])
+        labels = rng.integers(0, len(self.centres), end - start)
+        vectors = self.centres[labels] + 1.5 * rng.standard_normal((end - start, DIMENSION), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def _rss_mb() -> float:
+class Cumulative:
+    """A stopwatch that adds up every interval it times."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self):
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds += time.perf_counter() - self._started
+
+
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def search_child(directory: str, nprobes: list[int]) -> None:
-    """In a fresh process: load the index as the product does, measure memory and latency."""
+def search_child(directory: str) -> None:
+    """In a fresh process: open the index as the product does, measure memory and latency."""
     import faiss
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from index import store
+    from config import load_settings
+    from index import ann, store
 
-    before = _rss_mb()
+    manifest = json.loads((Path(directory) / "bench.json").read_text())
+    settings = load_settings()
+    before = _status_mb("VmRSS")
     with Stopwatch() as load:
-        index = store.read_vectors(Path(directory), nprobes[0])
+        index = store.read_vectors(Path(directory), settings.faiss_nprobe)
+        vectors = ann.RowReader(Path(directory) / store.PASSAGE_VECTORS_NPY)
     queries = np.load(Path(directory) / "queries.npy")
     truth = np.load(Path(directory) / "truth.npy")
     faiss.omp_set_num_threads(1)  # one query at a time, as a question is answered
     rows = []
-    for nprobe in nprobes:
-        index.nprobe = nprobe
-        latencies, recalls = [], []
-        for query, expected in zip(queries, truth):
-            started = time.perf_counter()
-            _, ids = index.search(query.reshape(1, -1), K)
-            latencies.append((time.perf_counter() - started) * 1000)
-            recalls.append(len(set(ids[0]) & set(expected)) / K)
-        rows.append({"nprobe": nprobe, "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
-                     "recall": float(np.mean(recalls))})
-    peak_mb = _rss_mb()
-    # Memory-mapped pages count once searches touch them. (ru_maxrss would be
-    # wrong here: a spawned child inherits its parent's high-water mark.)
-    index_mb = peak_mb - before
-    print(json.dumps({"load_s": load.seconds, "loaded_mb": index_mb, "peak_mb": peak_mb, "rows": rows}))
+    plan = [(settings.ann_rescore_factor, [8, 16, 32, 64, 128]), (10, [32]), (0, [32])]  # (rescore factor, nprobes)
+    for factor, nprobes in plan if manifest["kind"] == ann.IVFPQ else [(0, [32, 128])]:
+        for nprobe in nprobes if hasattr(index, "nprobe") else [0]:
+            if nprobe:
+                index.nprobe = nprobe
+            searcher = ann.RescoredIndex(index, vectors, factor)
+            latencies, recalls = [], []
+            for query, expected in zip(queries, truth):
+                started = time.perf_counter()
+                _, ids = searcher.search(query.reshape(1, -1), K)
+                latencies.append((time.perf_counter() - started) * 1000)
+                recalls.append(len(set(ids[0]) & set(expected)) / K)
+            rows.append({"nprobe": nprobe, "rescore_factor": factor, "p50_ms": percentile(latencies, 50),
+                         "p95_ms": percentile(latencies, 95), "recall_at_10": float(np.mean(recalls))})
+    # VmHWM: this process's peak resident memory (a fresh exec starts its own count);
+    # memory-mapped pages count once searches touch them.
+    print(json.dumps({"load_s": load.seconds, "rss_before_load_mb": before, "rss_after_mb": _status_mb("VmRSS"),
+                      "peak_rss_mb": _status_mb("VmHWM"), "rows": rows}))
 
 
 def main(count: int, data: str) -> None:
     import faiss
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from config import load_settings
-    from index import store
+    from index import ann, store
 
-    with tempfile.TemporaryDirectory() as scratch:
+    settings = load_settings()
+    choice = ann.choose_index_type(settings, count)
+    with tempfile.TemporaryDirectory(dir=str(Path(__file__).resolve().parents[1] / "var")) as scratch:
         directory = Path(scratch)
-        with Stopwatch() as generate:
-            if data == "real-mix":
-                vectors, queries = from_real_embeddings(count)
+        generate, exact, add = Cumulative(), Cumulative(), Cumulative()
+        with generate:
+            source = RealMix() if data == "real-mix" else Clusters()
+        queries = np.ascontiguousarray(source.queries, dtype=np.float32)
+        best_scores = np.full((len(queries), K), -np.inf, dtype=np.float32)
+        best_ids = np.zeros((len(queries), K), dtype=np.int64)
+        kept = []  # only for the in-memory index types (flat, ivf), below the IVF-PQ threshold
+        with Stopwatch() as train:
+            if choice.kind == ann.IVFPQ:
+                sample_size = min(count, max(ann.TRAIN_PER_LIST * ann.nlist_for(settings, count), 10_000))
+                # Rows are independent draws, so the first ones are a random sample.
+                writer = ann.IvfPqWriter(directory, source.rows(0, sample_size), count, settings)
+        for start in range(0, count, CHUNK):
+            end = min(count, start + CHUNK)
+            with generate:
+                vectors = source.rows(start, end)
+            with exact:  # exact top-10 over everything so far, merged chunk by chunk
+                scores = queries @ vectors.T
+                merged_scores = np.concatenate([best_scores, scores], axis=1)
+                merged_ids = np.concatenate([best_ids, np.arange(start, end)[None, :].repeat(len(queries), 0)], axis=1)
+                top = np.argpartition(-merged_scores, K - 1, axis=1)[:, :K]
+                best_scores = np.take_along_axis(merged_scores, top, axis=1)
+                best_ids = np.take_along_axis(merged_ids, top, axis=1)
+            with add:
+                if choice.kind == ann.IVFPQ:
+                    writer.add(vectors)
+                else:
+                    kept.append(vectors)
+            print(f"\r{end:,} / {count:,} added", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        with Stopwatch() as close:
+            if choice.kind == ann.IVFPQ:
+                kind = writer.close()
+                del writer
             else:
-                vectors = synthetic(count)
-                rng = np.random.default_rng(1)
-                queries = vectors[rng.choice(count, QUERIES, replace=False)] + 0.02 * rng.standard_normal((QUERIES, DIMENSION), dtype=np.float32)
-                queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        with Stopwatch() as exact:
-            flat = faiss.IndexFlatIP(DIMENSION)
-            flat.add(vectors)
-            _, truth = flat.search(queries, K)
-        del flat
+                kind = store.write_vectors(directory, np.concatenate(kept), settings, exact=choice.kind == ann.FLAT)
+                del kept
         np.save(directory / "queries.npy", queries)
-        np.save(directory / "truth.npy", truth)
-        settings = load_settings(faiss_exact_max=0)
-        with Stopwatch() as build:
-            kind = store.write_vectors(directory, vectors, settings)
-        del vectors
-        child = subprocess.run([sys.executable, __file__, "--search", str(directory)], capture_output=True, text=True, check=True)
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-    lines = [
-        f"Measured by `make bench-scale` on {machine()}, {time.strftime('%Y-%m-%d')}: {count:,} synthetic "
-        f"{DIMENSION}-d vectors ({DATA_KINDS[data]}), {QUERIES} queries, recall@{K} against exact search.",
-        "",
-        f"- index: `{kind}` (IVF-Flat, inner product), built in {build.seconds:.1f} s "
-        f"(training + adding; generating the vectors took {generate.seconds:.1f} s, exact ground truth {exact.seconds:.1f} s)",
-        f"- loaded in a fresh process in {result['load_s']:.2f} s; index memory after all searches {result['loaded_mb']:.0f} MB "
-        f"(process RSS after searches {result['peak_mb']:.0f} MB)",
-        "",
-        "| nprobe | search p50 ms | p95 ms | recall@10 |",
-        "|---|---|---|---|",
-    ] + [f"| {r['nprobe']} | {r['p50']:.2f} | {r['p95']:.2f} | {r['recall']:.3f} |" for r in result["rows"]]
-    write_results(f"scale-{data}.md", lines)
+        np.save(directory / "truth.npy", best_ids)
+        (directory / "bench.json").write_text(json.dumps({"kind": choice.kind}))
+        sizes = {name: (directory / name).stat().st_size for name in (store.PASSAGE_VECTORS, store.PASSAGE_VECTORS_NPY)}
+        child = subprocess.run([sys.executable, __file__, "--search", str(directory)], capture_output=True, text=True)
+        if child.returncode:
+            sys.exit(f"the search process failed: {child.stderr.strip()}")
+        searched = json.loads(child.stdout.strip().splitlines()[-1])
+    result = {
+        "measured": f"`make bench-scale N={count}` on {machine()}, {time.strftime('%Y-%m-%d')}",
+        "passages": count,
+        "data": DATA_KINDS[data],
+        "queries": len(queries),
+        "index": kind,
+        "index_type": choice.kind,
+        "why": choice.reason,
+        "settings": {"faiss_nlist": ann.nlist_for(settings, count), "faiss_nprobe": settings.faiss_nprobe,
+                     "ann_pq_m": settings.ann_pq_m, "ann_rescore_factor": settings.ann_rescore_factor},
+        "build_s": {"train": train.seconds, "add": add.seconds, "write": close.seconds,
+                    "total": train.seconds + add.seconds + close.seconds,
+                    "generating_vectors_not_counted": generate.seconds, "exact_truth_not_counted": exact.seconds},
+        "disk_mb": {name: size / 2**20 for name, size in sizes.items()},
+        "search": searched,
+    }
+    write_results(f"scale-{count}.json" if data == "real-mix" else f"scale-{data}-{count}.json",
+                  [json.dumps(result, indent=2)])
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if len(sys.argv) > 2 and sys.argv[1] == "--search":
-        search_child(sys.argv[2], [8, 16, 32, 64, 128])
+        search_child(sys.argv[2])
     else:
         main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, sys.argv[2] if len(sys.argv) > 2 else "real-mix")

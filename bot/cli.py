@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--allow-empty", "--force", dest="allow_empty", action="store_true",
                        help="publish the index even if it drops all or most of the indexed documents")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    build.add_argument("--cluster", metavar="ADDRESS",
+                       help="read and embed on a Ray cluster: 'auto' starts a local one on every core "
+                            "(default: settings build_cluster; needs pip install '.[cluster]')")
     build.add_argument("--verbose", "-v", action="store_true", help="name every skipped file and why")
     build.set_defaults(handler=_index_build)
     status = index_commands.add_parser("status", help="describe the current index", parents=[common])
@@ -242,6 +245,8 @@ def _index_build(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.build import build_index
 
     _check_build_paths(settings)
+    if getattr(arguments, "cluster", None) is not None:
+        settings = settings.model_copy(update={"build_cluster": arguments.cluster})
     with _progress_bars() as progress:
         summary = build_index(settings, progress, force=arguments.full, allow_drop=arguments.allow_empty)
     _print_build(summary, arguments.json, arguments.verbose)

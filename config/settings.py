@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     faiss_exact_max: int = Field(200_000, ge=0)
     faiss_nlist: int = Field(0, ge=0)
     faiss_nprobe: int = Field(32, ge=1)
+    # Which passage index: "auto" chooses by size (flat, ivf past faiss_exact_max, ivfpq past
+    # ann_threshold_passages); the others force one (index/ann.py).
+    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"
+    ann_threshold_passages: int = Field(1_000_000, ge=1)
+    ann_pq_m: int = Field(48, ge=1)
+    ann_rescore_factor: int = Field(50, ge=0)
+    ann_sentence_pq_m: int = Field(192, ge=1)
+    # "" builds in this process; "auto" starts a local Ray instance on every core; else a Ray address.
+    build_cluster: str = ""
     max_question_chars: int = Field(500, ge=10)
     watch_debounce_ms: int = Field(1600, ge=50)
     discord_token: SecretStr | None = None

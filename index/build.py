@@ -20,9 +20,9 @@ from typing import Protocol
 import numpy as np
 
 from config import Settings
-from index import store, web
+from index import ann, store, web
 from index.chunk import LineIndex, chunk
-from index.errors import BuildLocked, IndexCorrupt, IndexMissing, WouldDropDocuments
+from index.errors import BuildLocked, ClusterUnavailable, IndexCorrupt, IndexMissing, WouldDropDocuments
 from index.lexical import build_lexical
 from index.load import Unreadable, discover, read_document
 from index.types import Document, Passage, Skipped
@@ -101,12 +101,12 @@ def build_index(
     """
     progress = progress or SilentProgress()
     started = time.perf_counter()
-    with _build_lock(settings.index_dir):
+    with _build_lock(settings.index_dir), _cluster(settings) as cluster:
         store.remove_stale(settings.index_dir)
         previous = _previous(settings)
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
-        documents, skipped = load_corpus(settings, reusable, previous.generation, progress)
+        documents, skipped = load_corpus(settings, reusable, previous.generation, progress, cluster)
         if web.has_sources(settings):  # hook: web pages, refreshed by conditional GET (index/web.py)
             pages, unfetched = web.refresh(settings)
             documents, skipped = documents + pages, skipped + unfetched
@@ -123,7 +123,7 @@ def build_index(
                                 previous.generation.name, up_to_date=True, **counts)
         if not allow_drop:
             check_drop(len(old), counts["removed"])
-        generation, embedded = _write_generation(settings, documents, progress, use_cache=not force)
+        generation, embedded = _write_generation(settings, documents, progress, not force, cluster)
         # A damaged generation is no fallback: keep the intact one before it instead.
         store.remove_stale(settings.index_dir, damaged=previous.damaged)
     manifest = store.Manifest.read(generation)
@@ -148,32 +148,45 @@ def check_drop(indexed: int, removed: int) -> None:
 
 def load_corpus(
     settings: Settings, reusable: dict[str, tuple[str, int]] | None = None, previous: Path | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, cluster=None,
 ) -> tuple[list[Document], list[Skipped]]:
     """Every readable document of the corpus, and every file skipped with its reason.
 
     A file whose bytes match `reusable` (source -> sha256, id in `previous`)
-    takes its text from the previous generation instead of being extracted again.
+    takes its text from the previous generation instead of being extracted again;
+    the others are read here, or by the workers of `cluster` (index/cluster.py).
     """
     files, skipped = discover(settings.corpus_dir)
     progress = progress or SilentProgress()
     progress.start("reading", sum(file.size for file in files))  # in bytes: a huge PDF moves page by page
     max_bytes = int(settings.max_file_mb * 1_000_000)
-    documents = []
+    read: list[Document | Skipped | None] = []  # in file order, None until read
     stored = store.open_metadata(previous) if previous and reusable else None
     try:
         for file in files:
-            try:
-                reused = _reuse(stored, file.source, reusable or {}, file)
-                if reused:
-                    progress.advance(file.size)
-                documents.append(reused or read_document(file, max_bytes, progress.advance))
-            except Unreadable as reason:
-                skipped.append(Skipped(file.source, reason.reason, reason.detail))
+            reused = _reuse(stored, file.source, reusable or {}, file)
+            if reused:
+                progress.advance(file.size)
+            read.append(reused)
     finally:
         if stored:
             stored.close()
+    new_files = [file for file, document in zip(files, read) if document is None]
+    if cluster is not None:
+        fresh = iter(cluster.read_documents(new_files, max_bytes, progress.advance))
+    else:
+        fresh = (_read_or_skip(file, max_bytes, progress.advance) for file in new_files)
+    read = [document or next(fresh) for document in read]
+    documents = [document for document in read if isinstance(document, Document)]
+    skipped += [document for document in read if isinstance(document, Skipped)]
     return documents, skipped
+
+
+def _read_or_skip(file, max_bytes: int, advance) -> Document | Skipped:
+    try:
+        return read_document(file, max_bytes, advance)
+    except Unreadable as reason:
+        return Skipped(file.source, reason.reason, reason.detail)
 
 
 def settings_changed(settings: Settings, manifest: store.Manifest) -> bool:
@@ -226,6 +239,9 @@ def _full_rebuild_reason(settings: Settings, manifest: store.Manifest | None) ->
         return "chunking settings changed"
     if _engine_changed(settings, manifest):
         return f"embedding engine changed: {manifest.engine} -> {settings.embedding_engine}"
+    wanted = ann.choose_index_type(settings, manifest.passages).kind
+    if wanted != ann.kind_of(manifest.faiss_type):
+        return f"index type changed: {ann.kind_of(manifest.faiss_type)} -> {wanted}"
     return ""
 
 
@@ -239,7 +255,7 @@ def _engine_changed(settings: Settings, manifest: store.Manifest) -> bool:
 
 
 def _write_generation(
-    settings: Settings, documents: list[Document], progress: Progress, use_cache: bool
+    settings: Settings, documents: list[Document], progress: Progress, use_cache: bool, cluster=None
 ) -> tuple[Path, int]:
     from index.cache import EmbeddingCache
     from index.engine import build_engine, engine_key
@@ -255,6 +271,9 @@ def _write_generation(
     ]
     directory = store.new_build_directory(settings.index_dir)
     engine = build_engine(settings, directory)
+    if cluster is not None and not engine.name.startswith("onnx"):
+        raise ClusterUnavailable(f"a cluster build embeds with the ONNX export, and this model has none "
+                                 f"({engine.note}); build without --cluster")
     cache = EmbeddingCache(settings.embedding_cache_path, engine_key(settings, engine.name),
                            engine.embedder.dimension)
     try:
@@ -267,7 +286,10 @@ def _write_generation(
         unique = list(dict.fromkeys(texts[i] for i in missing))
         progress.start("embedding", len(unique))
         if unique:
-            fresh = engine.embedder.embed(unique, progress.advance)
+            if cluster is not None:
+                fresh = cluster.embed(directory, settings.embed_batch_chars, unique, progress.advance)
+            else:
+                fresh = engine.embedder.embed(unique, progress.advance)
             row_of = {text: row for row, text in enumerate(unique)}
             vectors[missing] = fresh[[row_of[texts[i]] for i in missing]]
             cache.store(unique, fresh)
@@ -280,8 +302,15 @@ def _write_generation(
     with connection:
         _insert_metadata(connection, documents, passages_by_document)
     connection.close()
-    faiss_type = store.write_vectors(directory, passage_vectors, settings)
-    np.save(directory / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float16), allow_pickle=False)
+    choice = ann.choose_index_type(settings, len(passage_texts))
+    sentence_codec = ""
+    if choice.kind == ann.IVFPQ:
+        faiss_type = ann.write_ivfpq(directory, passage_vectors, settings)
+        sentence_codec = ann.write_sentence_codes(
+            directory, [sentence_vectors], ann.training_sample(sentence_vectors, 1), len(sentence_vectors), settings)
+    else:
+        faiss_type = store.write_vectors(directory, passage_vectors, settings, exact=choice.kind == ann.FLAT)
+        np.save(directory / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float16), allow_pickle=False)
     build_lexical(passage_texts).save(directory)
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION,
@@ -296,6 +325,8 @@ def _write_generation(
         faiss_type=faiss_type,
         engine=engine.name,
         engine_note=engine.note,
+        index_reason=choice.reason,
+        sentence_codec=sentence_codec,
     )
     return store.publish(directory, manifest), len(unique)
 
@@ -325,6 +356,18 @@ def _insert_metadata(connection, documents: list[Document], passages_by_document
             )
             sentence_id += len(passage.sentences)
             passage_id += 1
+
+
+@contextmanager
+def _cluster(settings: Settings) -> Iterator[object | None]:
+    """The Ray cluster that reads and embeds for this build, or None to do it in this process."""
+    if not settings.build_cluster:
+        yield None
+        return
+    from index import cluster
+
+    with cluster.connect(settings) as connected:
+        yield connected
 
 
 @contextmanager

@@ -67,7 +67,8 @@ class SentenceTransformerEmbedder:
 class OnnxEmbedder:
     """Embeds texts with an ONNX export (index/onnx_export.py): no torch, no transformers."""
 
-    def __init__(self, directory: Path, threads: int = 0) -> None:
+    def __init__(self, directory: Path, threads: int = 0, files: dict[str, bytes] | None = None) -> None:
+        """Load the export in `directory`, or from `files` (name -> bytes, as a cluster worker receives them)."""
         import json
 
         import onnxruntime
@@ -76,20 +77,20 @@ class OnnxEmbedder:
         from index.onnx_export import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
 
         try:
-            config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            files = files or {name: (directory / name).read_bytes() for name in (CONFIG_FILE, TOKENIZER_FILE)}
+            config = json.loads(files[CONFIG_FILE].decode("utf-8"))
             self.dimension = int(config["dimension"])
             self._pooling = config["pooling"]
             self._normalize = bool(config["normalize"])
             self._input_names = config["input_names"]
-            self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            self._tokenizer = Tokenizer.from_str(files[TOKENIZER_FILE].decode("utf-8"))
             self._tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
             self._tokenizer.enable_padding()
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.log_severity_level = 3
-            self._session = onnxruntime.InferenceSession(
-                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-            )
+            model = files[MODEL_FILE] if MODEL_FILE in files else str(directory / MODEL_FILE)
+            self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # json, tokenizers and onnxruntime each raise their own kinds
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelUnavailable(

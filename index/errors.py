@@ -39,3 +39,7 @@ class BadQuestion(VerbatimError):
 
 class WouldDropDocuments(VerbatimError):
     """A build would publish an index missing all or most of the documents indexed now."""
+
+
+class ClusterUnavailable(VerbatimError):
+    """A distributed build was asked for, but Ray is not installed or the cluster can't be reached."""

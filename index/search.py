@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from config import Settings
-from index import store
+from index import ann, store
 from index.errors import DocumentNotIndexed, IndexCorrupt, IndexMismatch
 from index.lexical import K1, LexicalIndex, tokenize
 from index.notice import warn
@@ -148,9 +148,9 @@ class Searcher:
         # this generation, is loaded from it.
         verification = Background(store.verify, generation, manifest)
         try:
-            faiss_index = store.read_vectors(generation, settings.faiss_nprobe)
-            passage_vectors = np.load(generation / store.PASSAGE_VECTORS_NPY, mmap_mode="r", allow_pickle=False)
-            sentence_vectors = np.load(generation / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+            passage_vectors = ann.RowReader(generation / store.PASSAGE_VECTORS_NPY)
+            faiss_index = ann.open_passage_index(generation, manifest, settings, passage_vectors)
+            sentence_vectors = ann.open_sentence_vectors(generation, manifest)
             lexical = LexicalIndex.load(generation)
         except (OSError, RuntimeError, ValueError) as error:
             verification.result()  # a checksum verdict names the damaged file best

@@ -6,7 +6,7 @@ from contextlib import closing
 from pathlib import Path
 
 from config import Settings
-from index import store, web
+from index import ann, store, web
 from index.build import load_corpus, settings_changed
 from index.errors import DocumentNotIndexed, VerbatimError
 
@@ -29,6 +29,8 @@ def index_status(settings: Settings) -> dict:
         "built_at": manifest.built_at,
         "model": manifest.model,
         "faiss": manifest.faiss_type,
+        "index_type": ann.kind_of(manifest.faiss_type) + (f" ({manifest.index_reason})" if manifest.index_reason else "")
+        + (f"; sentence vectors as PQ codes ({manifest.sentence_codec})" if manifest.sentence_codec else ""),
         "engine": manifest.engine + (f" ({manifest.engine_note})" if manifest.engine_note else ""),
         "documents": manifest.documents,
         "passages": manifest.passages,

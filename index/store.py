@@ -97,6 +97,10 @@ class Manifest:
     faiss_type: str = "flat"
     engine: str = "sentence-transformers"
     engine_note: str = ""
+    # Why this passage index type was chosen (index/ann.py), and how sentence
+    # vectors are stored: "" float16 sentences.npy, else PQ codes ("pq96x8").
+    index_reason: str = ""
+    sentence_codec: str = ""
     checksums: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -193,13 +197,14 @@ def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path
     return generation
 
 
-def write_vectors(directory: Path, vectors: np.ndarray, settings) -> str:
-    """Write passage vectors as a FAISS index chosen by size (and as float16 .npy for rescoring); return its type."""
+def write_vectors(directory: Path, vectors: np.ndarray, settings, exact: bool | None = None) -> str:
+    """Write passage vectors as a FAISS index, exact or IVF (chosen by size unless `exact` says),
+    and as float16 .npy for rescoring; return its type."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     count, dimension = vectors.shape
-    if count <= settings.faiss_exact_max:
+    if exact if exact is not None else count <= settings.faiss_exact_max:
         index, kind = faiss.IndexFlatIP(dimension), "flat"
     else:
         # Exact search stops being fast enough: an inverted file of exact vectors,
