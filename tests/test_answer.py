@@ -97,7 +97,7 @@ DOCUMENT = st.builds(
 def test_every_quote_is_exactly_the_document_text_at_its_offsets(tmp_path_factory, documents, question):
     root = tmp_path_factory.mktemp("prop")
     write_corpus(root, {f"d{n}.txt": text for n, text in enumerate(documents)})
-    settings = make_settings(root, min_confidence=-10.0, passage_max_chars=80, quote_max_chars=120)
+    settings = make_settings(root, min_confidence=-10.0, ranker_min_probability=0.0, passage_max_chars=80, quote_max_chars=120)
     build_index(settings)
     answer = Answerer(settings).answer(" ".join(question) + "?", top=5)
     for quote in answer.quotes:

@@ -118,7 +118,7 @@ def test_answers_quote_exactly_and_cite_the_right_line_and_page_in_every_format(
             expected_text[f"d{number}.{kind}"] = read_document(CorpusFile(root / "corpus" / f"d{number}.{kind}", ""), 10**7)
         except Unreadable:
             pass
-    settings = make_settings(root, min_confidence=-10.0, passage_max_chars=120, quote_max_chars=160)
+    settings = make_settings(root, min_confidence=-10.0, ranker_min_probability=0.0, passage_max_chars=120, quote_max_chars=160)
     build_index(settings)
     answer = Answerer(settings).answer(" ".join(question) + "?", top=5)
     assert answer.quotes or not expected_text
