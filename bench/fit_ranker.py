@@ -22,14 +22,13 @@ from common import CACHE, DATA, RESULTS, ROOT  # (also puts the project on sys.p
 
 import hashlib  # noqa: E402
 
+from bot.answer import Answerer  # noqa: E402
 from bot.evaluation import EvalSet, load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from bot.ranker import FEATURES, FILES, MODEL_DIR, REFUSAL_FEATURES, features, refusal_evidence  # noqa: E402
 from bot.selector import write_checksum  # noqa: E402
 from calibrate_selector import _set_defaults  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.build import SilentProgress, build_index  # noqa: E402
-from index.search import Searcher  # noqa: E402
-from index.engine import query_engine  # noqa: E402
 
 GROUPS = ROOT / "var" / "ranker"
 HOLDOUT = 100
@@ -50,9 +49,7 @@ def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.nd
         write_eval_corpus(corpus, eval_set, (), held_out)
         settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE)
         build_index(settings, SilentProgress(), force=True)
-        engine = None
-        searcher = Searcher(settings, lambda q: engine.embedder.embed([q])[0])
-        engine = query_engine(settings, searcher.generation, searcher.manifest.engine)
+        searcher = Answerer(settings).searcher
         xs, ys, groups, in_corpus = [], [], [], []
         for number, question in enumerate(eval_set.questions):
             if not question.answers:
@@ -97,8 +94,8 @@ def fit_listwise(data: dict[str, np.ndarray], l2: float = 1e-3, steps: int = 300
 
 
 def _answerable_groups(y, group):
-    has = np.bincount(np.unique(group, return_inverse=True)[1], weights=y) > 0
-    return has[np.unique(group, return_inverse=True)[1]]
+    index = np.unique(group, return_inverse=True)[1]
+    return (np.bincount(index, weights=y) > 0)[index]
 
 
 def top1(data: dict[str, np.ndarray], weights: np.ndarray, only_in_corpus: bool = True) -> float:

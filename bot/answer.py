@@ -72,14 +72,15 @@ class Answerer:
         searcher = self._current_searcher()
         # Restricted before ranking, so a scoped question gets the best passages of its documents.
         hits = searcher.search(question, searcher.matching_documents(sources) if sources else None)
+        # The ranker reads retrieval's own scores, for its order and its refusal alike.
+        judged = self.ranker.judge(question, hits) if self.ranker else None
         ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges,
-                      self.ranker)
+                      judged.scores if judged else None)
         if prefer_sources and ranked and not ranked[0].about:
             # The boost is in retrieval's units; the ranker weighs one of those this much.
             scale = self.ranker.retrieval_weight if self.ranker else 1.0
             ranked = prefer(ranked, prefer_sources, self.settings.followup_source_boost * scale)
-        # The ranker's refusal model reads retrieval's own scores, before its re-ranking.
-        sureness = self.ranker.probability(question, hits) if self.ranker else confidence(ranked, self.selector)
+        sureness = judged.probability if judged else confidence(ranked, self.selector)
         threshold = self._threshold()
         if ranked and ranked[0].about:
             sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
@@ -162,17 +163,17 @@ def rank(
     title: Callable[[int], str],
     settings: Settings,
     edges_of: Callable[[int], list[Hit]] = lambda document_id: [],
-    ranker: Ranker | None = None,
+    rank_scores: Sequence[float] | None = None,
 ) -> list[Hit]:
     """The best retrieval candidates re-scored by the selector (its logit plus a share of the
-    retrieval score) or else by the ranker, best first; retrieval's own order without either.
+    retrieval score) or else ordered by the ranker's `rank_scores` (one per hit), best first;
+    retrieval's own order without either.
     A question about the document itself ("Who wrote this?") puts its byline or title first."""
     if not hits:
         return hits
     ranked = hits
-    if selector is None and ranker is not None:
-        scores = ranker.scores(question, hits)
-        ranked = sorted((replace(hit, rank_score=float(score)) for hit, score in zip(hits, scores)),
+    if selector is None and rank_scores is not None:
+        ranked = sorted((replace(hit, rank_score=float(score)) for hit, score in zip(hits, rank_scores)),
                         key=lambda hit: -hit.order_key)
     elif selector is not None:
         candidates = hits[: settings.selector_candidates]

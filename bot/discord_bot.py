@@ -30,7 +30,7 @@ from discord import app_commands
 from bot.answer import Answerer, check_question
 from bot.locate import answer_located
 from bot.discord_render import (
-    FIELD_VALUE_MAX, MESSAGE_MAX, TITLE_MAX, answer_embed, code_span, context_text, fit, without_paths,
+    FIELD_VALUE_MAX, MESSAGE_MAX, TITLE_MAX, answer_embed, clip, code_span, context_text, fit, without_paths,
 )
 from bot.feedback import FeedbackStore
 from bot.followup import Conversations, Turn, answer_followup, reads_as_question
@@ -39,6 +39,7 @@ from bot.shelves import Shelf, configured_shelves, served_guilds, shelf_for
 from bot.uploads import ADDED, REMOVED, Ledger, UploadLimits, UploadRefused, remove_document, save_upload
 from config import Settings
 from index.errors import BuildLocked, DocumentNotIndexed, VerbatimError
+from index.store import file_sha256
 
 log = logging.getLogger("verbatim.discord")
 DOCUMENTS_PER_PAGE = 20
@@ -702,7 +703,7 @@ def _file_sha256(corpus: Path, source: str) -> str:
     path = (corpus / source).resolve()
     if not path.is_relative_to(corpus.resolve()) or not path.is_file():
         return ""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def followup_embed(embed: discord.Embed, read_with: str | None) -> discord.Embed:
@@ -715,8 +716,7 @@ def followup_embed(embed: discord.Embed, read_with: str | None) -> discord.Embed
 
 def fit_plain(text: str, limit: int) -> str:
     """`text` on one line in at most `limit` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(text.split()), limit)
 
 
 def _document_line(source: str, title: str) -> str:

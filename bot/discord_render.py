@@ -72,7 +72,7 @@ def code_span(text: str, limit: int = 200) -> str:
         text = text.replace("`", "\u02cb")  # a look-alike: no fence can hold a run of backticks
     fence, pad = ("``", " ") if "`" in text else ("`", "")
     room = limit - 2 * (len(fence) + len(pad))
-    return f"{fence}{pad}{_clip(text, room)}{pad}{fence}"
+    return f"{fence}{pad}{clip(text, room)}{pad}{fence}"
 
 
 def block_quote(text: str) -> str:
@@ -88,7 +88,7 @@ def score_bar(score: float) -> str:
 
 def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
     """The embed for an answer or a refusal."""
-    title = _clip(answer.question, TITLE_MAX)
+    title = clip(answer.question, TITLE_MAX)
     footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
     if not answer.answered:
         # The closest passage is named so people can check, never quoted as if it answered.
@@ -101,7 +101,7 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
     for quote in answer.quotes:
         if len(embed.fields) == FIELDS_MAX:
             break
-        name = _clip(quote.citation(), FIELD_NAME_MAX)
+        name = clip(quote.citation(), FIELD_NAME_MAX)
         link = source_link(quote)
         value = f"{block_quote(quote.text)}\n{link + ' · ' if link else ''}{score_bar(quote.score)}"
         if len(value) > FIELD_VALUE_MAX or len(embed) + len(name) + len(value) > EMBED_TOTAL_MAX:
@@ -140,6 +140,6 @@ def context_text(quote: Quote, document_text: str, around: int = 300) -> str:
         around //= 2
 
 
-def _clip(text: str, limit: int) -> str:
-    # Only for titles and names (the question, a citation), never for quotes.
+def clip(text: str, limit: int) -> str:
+    """Plain text in at most `limit` characters, "…" at a cut: for titles and names, never for quotes."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

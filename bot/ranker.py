@@ -98,6 +98,14 @@ def refusal_evidence(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """The ranker's score for each candidate, and its probability that the best one answers."""
+
+    scores: np.ndarray
+    probability: float
+
+
+@dataclass(frozen=True)
 class Ranker:
     """Scores candidate sentences (higher: likelier to answer) and how likely the best one answers."""
 
@@ -121,13 +129,14 @@ class Ranker:
 
     def scores(self, question: str, hits: Sequence[Hit]) -> np.ndarray:
         """One score per hit."""
-        return features(question, hits) @ np.asarray(self.weights)
+        return self.judge(question, hits).scores
 
-    def probability(self, question: str, hits: Sequence[Hit]) -> float:
-        """The probability that the best of the question's candidate sentences answers it."""
+    def judge(self, question: str, hits: Sequence[Hit]) -> Judgement:
+        """One score per hit, and the probability that the best of them answers the question
+        (the features are read once for both)."""
         if not hits:
-            return 0.0
+            return Judgement(np.zeros(0), 0.0)
         rows = features(question, hits)
-        z = float(refusal_evidence(rows @ np.asarray(self.weights), rows) @ np.asarray(self.refusal_weights))
-        z += self.refusal_bias
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+        scores = rows @ np.asarray(self.weights)
+        z = float(refusal_evidence(scores, rows) @ np.asarray(self.refusal_weights)) + self.refusal_bias
+        return Judgement(scores, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))

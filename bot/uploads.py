@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from index.errors import VerbatimError
 from index.formats import UNZIPPED_PER_ZIPPED, open_zip
 from index.load import KINDS, Unreadable, printable_name
-from index.store import _fsync_path as fsync_directory  # the index's own durable-write helper
+from index.store import _fsync_path as fsync_directory, file_sha256  # fsync: the index's own durable-write helper
 
 # Uploads live apart from the files an operator put in the corpus by hand.
 UPLOADS_DIR = "uploads"
@@ -207,7 +207,7 @@ def find_same_bytes(corpus_dir: Path, data: bytes, digest: str | None = None) ->
             try:
                 if not path.is_file() or path.stat().st_size != len(data):
                     continue
-                if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+                if file_sha256(path) == digest:
                     return path.relative_to(root).as_posix()
             except OSError:
                 continue  # vanished or unreadable: it holds nothing to match
