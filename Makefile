@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker eval-no-ranker train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker tune-quotes eval-no-ranker train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -42,8 +42,12 @@ $(BENCH_STAMP): $(STAMP)
 bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped
 
 # Fit the sentence ranker (bot/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
-fit-ranker: $(STAMP)
+fit-ranker: $(BENCH_STAMP)
 	cd bench && ../$(PY) fit_ranker.py
+
+# First-quote length against hits by quote_neighbour_margin, on TyDi's train slice.
+tune-quotes: $(STAMP)
+	cd bench && ../$(PY) quote_margin.py
 
 bench-peers: $(BENCH_STAMP)
 	cd bench && ../$(PY) peers.py

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import sys
 import tempfile
 from dataclasses import asdict, replace
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, DATA, RESULTS, ROOT  # (also puts the project on sys.path)
+from common import CACHE, DATA, RESULTS, set_defaults  # (also puts the project on sys.path)
 
 from bot.answer import Answerer, rank, select_quotes  # noqa: E402
 from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noqa: E402
@@ -100,21 +99,12 @@ def main() -> int:
         "grid": grid, "quote_lengths": lengths,
         **{k: v for k, v in fitted.items() if k != "calibration"}, "calibration": asdict(calibration),
     }
-    _set_defaults(selector_min_probability=report["min_confidence"], selector_candidates=candidates,
+    set_defaults(selector_min_probability=report["min_confidence"], selector_candidates=candidates,
                   quote_max_chars=lengths[-1]["quote_max_chars"])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "selector-calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
     return 0
-
-
-def _set_defaults(**values: object) -> None:
-    """Write the calibrated values into config/defaults.toml, where settings read them."""
-    path = ROOT / "config" / "defaults.toml"
-    text = path.read_text(encoding="utf-8")
-    for name, value in values.items():
-        text = re.sub(rf"(?m)^{name} = .*$", f"{name} = {value}", text)
-    path.write_text(text, encoding="utf-8")
 
 
 def _row(answerer: Answerer, question, in_corpus: bool) -> dict:

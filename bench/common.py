@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import statistics
 import sys
 import time
@@ -15,6 +16,15 @@ RESULTS = ROOT / "bench" / "results"
 # The project's own cache (ONNX export, embeddings), wherever a benchmark runs from:
 # the default cache_dir (var/cache) of a verbatim run from the repository root.
 CACHE = ROOT / "var" / "cache"
+
+
+def set_defaults(**values: object) -> None:
+    """Write fitted values into config/defaults.toml, where settings read them."""
+    path = ROOT / "config" / "defaults.toml"
+    text = path.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = re.sub(rf"(?m)^{name} = .*$", f"{name} = {value}", text)
+    path.write_text(text, encoding="utf-8")
 
 
 def require_data(*names: str) -> list[Path]:

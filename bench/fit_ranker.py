@@ -1,9 +1,11 @@
 """Fit the sentence ranker (bot/ranker.py): `make fit-ranker`.
 
-Its weights are fitted on TyDi QA's *train* slice and the 10 SQuAD 2.0 train articles
-(each indexed alone, every answerable question asked); its refusal model on TyDi's
-*calib* slice with HOLDOUT articles left out of the index (their questions must be
-refused). Nothing here reads the test slice or SQuAD dev, which every reported figure
+Its weights are fitted on TyDi QA's *train* slice and the 10 SQuAD 2.0 train articles.
+The train slice is indexed as FOLDS corpora about the size of the test corpus, each with
+FOLD_HOLDOUT articles left out of its index (their questions must be refused). The refusal
+model is fitted on the train folds' questions scored by weights fitted without that fold
+(out-of-fold), on TyDi's *calib* slice (HOLDOUT articles left out) and on SQuAD train
+(SQUAD_HOLDOUT articles left out). Nothing here reads the test slice or SQuAD dev, which every reported figure
 uses. Deterministic: full-batch gradient descent from zero weights, no sampling.
 Writes bot/ranker/ranker.json (+ checksum), ranker_min_probability into
 config/defaults.toml, and bench/results/ranker-fit.json.
@@ -18,63 +20,92 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, DATA, RESULTS, ROOT  # (also puts the project on sys.path)
+from common import CACHE, DATA, RESULTS, ROOT, set_defaults  # (also puts the project on sys.path)
 
+import gzip  # noqa: E402
 import hashlib  # noqa: E402
 
 from bot.answer import Answerer  # noqa: E402
 from bot.evaluation import EvalSet, load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from bot.ranker import FEATURES, FILES, MODEL_DIR, REFUSAL_FEATURES, features, refusal_evidence  # noqa: E402
 from bot.selector import write_checksum  # noqa: E402
-from calibrate_selector import _set_defaults  # noqa: E402
 from config import load_settings  # noqa: E402
+from index.search import Hit  # noqa: E402
 from index.build import SilentProgress, build_index  # noqa: E402
 
 GROUPS = ROOT / "var" / "ranker"
 HOLDOUT = 100
 SQUAD_HOLDOUT = 2
+FOLDS = 4
+# As many as the test corpus leaves out (`make eval`: --holdout-articles 80).
+FOLD_HOLDOUT = 80
 ANSWERED = 0.95
 L2 = 1e-2
-# Collected candidates are reused while the code that makes them is unchanged.
-CODE_HASH = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in ("bot/ranker.py", "index/search.py"))).hexdigest()[:12]
+# Retrieval's candidates are reused while the search that makes them is unchanged; the
+# ranker's features are computed from them afresh on each run.
+CODE_HASH = hashlib.sha256((ROOT / "index/search.py").read_bytes()).hexdigest()[:12]
+# What a candidate keeps of its Hit: enough to compute FEATURES again.
+HIT_FIELDS = ("text", "score", "passage_id", "sentence_id", "document_id", "dense", "lexical", "passage",
+              "coverage", "passage_dense", "passage_lexical", "order")
 
 
 def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.ndarray]:
     """Every answerable question's candidates: features, labels (holds a gold answer), and group."""
-    cached = GROUPS / f"{name}-{CODE_HASH}.npz"
+    return candidate_features(search_candidates(name, eval_set, held_out))
+
+
+def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> list[dict]:
+    """Each answerable question with its retrieval candidates, searched once and cached (gzipped JSON)."""
+    cached = GROUPS / f"{name}-{CODE_HASH}.json.gz"
     if cached.exists():
-        return dict(np.load(cached, allow_pickle=False))
+        return json.loads(gzip.decompress(cached.read_bytes()))
+    questions = []
     with tempfile.TemporaryDirectory(prefix="verbatim-ranker-") as scratch:
         corpus = Path(scratch) / "corpus"
         write_eval_corpus(corpus, eval_set, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE)
+        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE, ranker=False)
         build_index(settings, SilentProgress(), force=True)
         searcher = Answerer(settings).searcher
-        xs, ys, groups, in_corpus = [], [], [], []
         for number, question in enumerate(eval_set.questions):
             if not question.answers:
                 continue
             hits = searcher.search(question.question)
-            if not hits:
-                continue
-            xs.append(features(question.question, hits))
-            ys.append(np.array([any(g in hit.text for g in question.answers) for hit in hits], dtype=np.float64))
-            groups.append(np.full(len(hits), number))
-            in_corpus.append(np.full(len(hits), question.article not in held_out))
+            if hits:
+                questions.append({"number": number, "question": question.question, "answers": list(question.answers),
+                                  "in_corpus": question.article not in held_out,
+                                  "hits": [[_plain(getattr(hit, field)) for field in HIT_FIELDS] for hit in hits]})
             if number % 200 == 0:
                 print(f"{name}: {number}/{len(eval_set.questions)}", file=sys.stderr)
-    data = {"x": np.concatenate(xs), "y": np.concatenate(ys), "group": np.concatenate(groups),
-            "in_corpus": np.concatenate(in_corpus)}
     GROUPS.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, **data)
-    return data
+    cached.write_bytes(gzip.compress(json.dumps(questions).encode("utf-8")))
+    return questions
 
 
-def fit_listwise(data: dict[str, np.ndarray], l2: float = 1e-3, steps: int = 3000, rate: float = 0.5):
-    """Weights maximising the softmax probability of the answering candidates within each question
-    (a conditional logit), on standardised features. Returns (weights, mean, std) in raw units."""
+def _plain(value):
+    return value if isinstance(value, str) else int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def candidate_features(questions: list[dict]) -> dict[str, np.ndarray]:
+    """FEATURES rows of every candidate, its label (holds a gold answer), question group and in-corpus flag."""
+    xs, ys, groups, in_corpus = [], [], [], []
+    for item in questions:
+        hits = [Hit("", 0, 0, 0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
+        xs.append(features(item["question"], hits))
+        ys.append(np.array([any(g in hit.text for g in item["answers"]) for hit in hits], dtype=np.float64))
+        groups.append(np.full(len(hits), item["number"]))
+        in_corpus.append(np.full(len(hits), item["in_corpus"]))
+    return {"x": np.concatenate(xs), "y": np.concatenate(ys), "group": np.concatenate(groups),
+            "in_corpus": np.concatenate(in_corpus)}
+
+
+def fit_listwise(data: dict[str, np.ndarray], l2: float = L2):
+    """Weights maximising the softmax probability of the answering candidates within each in-corpus
+    question (a conditional logit, L2-penalised on standardised features), fitted to convergence
+    by L-BFGS. Returns (weights, mean, std), the weights in raw units."""
+    from scipy.optimize import minimize
+
     x, y, group = data["x"], data["y"], data["group"]
-    keep = _answerable_groups(y, group)
+    keep = _answerable_groups(y, group) & data["in_corpus"].astype(bool)
     x, y, group = x[keep], y[keep], group[keep]
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = (x - mean) / std
@@ -82,14 +113,19 @@ def fit_listwise(data: dict[str, np.ndarray], l2: float = 1e-3, steps: int = 300
     groups = index.max() + 1
     # Spread each question's credit over its answering candidates.
     target = y / np.bincount(index, weights=y, minlength=groups)[index]
-    w = np.zeros(z.shape[1])
-    for _ in range(steps):
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         s = z @ w
-        s = s - np.bincount(index, weights=s, minlength=groups)[index] / np.bincount(index, minlength=groups)[index]
-        e = np.exp(np.clip(s, -50, 50))
-        p = e / np.bincount(index, weights=e, minlength=groups)[index]
-        gradient = z.T @ (p - target) / groups + l2 * w
-        w -= rate * gradient
+        top = np.full(groups, -np.inf)
+        np.maximum.at(top, index, s)
+        e = np.exp(s - top[index])
+        total = np.bincount(index, weights=e, minlength=groups)
+        log_p = s - top[index] - np.log(total)[index]
+        p = e / total[index]
+        value = -float(target @ log_p) / groups + 0.5 * l2 * float(w @ w)
+        return value, z.T @ (p - target) / groups + l2 * w
+
+    w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 1000}).x
     return w / std, mean, std
 
 
@@ -112,20 +148,21 @@ def top1(data: dict[str, np.ndarray], weights: np.ndarray, only_in_corpus: bool 
     return float(np.mean(hits))
 
 
-def fit_refusal(sets: dict[str, dict[str, np.ndarray]], weights: np.ndarray) -> dict:
-    """A logistic model of "the question is answered in the corpus" over refusal_evidence (each set
-    weighing the same in all), and the highest probability threshold that still answers ANSWERED
-    of every set's in-corpus questions."""
+def fit_refusal(sets: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]]) -> dict:
+    """A logistic model of "the question is answered in the corpus" over refusal_evidence (each set,
+    a list of collections with the ranker weights that score them, weighing the same in all), and
+    the highest probability threshold that still answers ANSWERED of every set's in-corpus questions."""
     evidence, in_corpus, weight, which = [], [], [], []
-    for name, data in sets.items():
-        groups = np.unique(data["group"])
-        for g in groups:
-            members = data["group"] == g
-            rows = data["x"][members]
-            evidence.append(refusal_evidence(rows @ weights, rows))
-            in_corpus.append(float(data["in_corpus"][members][0]))
-            weight.append(1.0 / len(groups))
-            which.append(name)
+    for name, parts in sets.items():
+        size = sum(len(np.unique(data["group"])) for data, _ in parts)
+        for data, weights in parts:
+            for g in np.unique(data["group"]):
+                members = data["group"] == g
+                rows = data["x"][members]
+                evidence.append(refusal_evidence(rows @ weights, rows))
+                in_corpus.append(float(data["in_corpus"][members][0]))
+                weight.append(1.0 / size)
+                which.append(name)
     x, y, sample, which = np.array(evidence), np.array(in_corpus), np.array(weight), np.array(which)
     sample = sample / sample.sum()
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
@@ -154,21 +191,48 @@ def merge(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[s
     return {k: np.concatenate([first[k], second[k] + (offset if k == "group" else 0)]) for k in first}
 
 
+def train_folds(train: EvalSet) -> list[EvalSet]:
+    """The train slice's articles in FOLDS fixed parts (by a hash of the title), each with its questions."""
+    def fold(title: str) -> int:
+        return int.from_bytes(hashlib.sha256(f"fold:{title}".encode()).digest()[:4], "big") % FOLDS
+    return [EvalSet({t: text for t, text in train.articles.items() if fold(t) == number},
+                    tuple(q for q in train.questions if q.article is not None and fold(q.article) == number))
+            for number in range(FOLDS)]
+
+
+def collect_folds(train: EvalSet) -> list[dict[str, np.ndarray]]:
+    """Each train fold indexed alone, its last FOLD_HOLDOUT articles left out of the index."""
+    return [collect(f"tydi-train-fold{number}", part, set(list(part.articles)[-FOLD_HOLDOUT:]))
+            for number, part in enumerate(train_folds(train))]
+
+
+def merge_all(collections: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    merged = collections[0]
+    for other in collections[1:]:
+        merged = merge(merged, other)
+    return merged
+
+
 def main() -> int:
     if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
         print("skipped: shared data not found", file=sys.stderr)
         return 0
     tydi = load_eval_set(DATA / "tydiqa-en-train.json")
     calib = select_slice(tydi, "calib")
-    train = collect("tydi-train", select_slice(tydi, "train"), set())
+    folds = collect_folds(select_slice(tydi, "train"))
     squad = collect("squad-train", load_eval_set(DATA / "squad2-train-10.json"), set())
     held = collect("tydi-calib", calib, set(list(calib.articles)[-HOLDOUT:]))
     squad_set = load_eval_set(DATA / "squad2-train-10.json")
     squad_held = collect("squad-train-holdout", squad_set, set(list(squad_set.articles)[-SQUAD_HOLDOUT:]))
-    weights, _, _ = fit_listwise(merge(train, squad), l2=L2, steps=4000)
+    weights, _, _ = fit_listwise(merge_all([*folds, squad]))
+    # Each fold's questions scored by weights that never saw them, as test questions will be.
+    out_of_fold = [(fold, fit_listwise(merge_all([*folds[:n], *folds[n + 1:], squad]))[0])
+                   for n, fold in enumerate(folds)]
     baseline = np.zeros(len(FEATURES))
     baseline[FEATURES.index("retrieval")] = 1.0
-    refusal = fit_refusal({"tydi_calib": held, "squad_train": squad_held}, weights)
+    # The calib slice's 234 in-corpus questions alone would set a noisy threshold: pooled with the folds.
+    refusal = fit_refusal({"tydi_train_folds_and_calib": [*out_of_fold, (held, weights)],
+                           "squad_train": [(squad_held, weights)]})
     MODEL_DIR.mkdir(exist_ok=True)
     (MODEL_DIR / "ranker.json").write_text(json.dumps({
         "features": FEATURES, "weights": [round(w, 6) for w in weights.tolist()],
@@ -176,14 +240,19 @@ def main() -> int:
         "refusal_bias": round(refusal["refusal_bias"], 6),
     }, indent=1) + "\n", encoding="utf-8")
     write_checksum(MODEL_DIR, FILES)
-    _set_defaults(ranker_min_probability=refusal["min_probability"])
+    set_defaults(ranker_min_probability=refusal["min_probability"])
     report = {
-        "data": "fit: TyDi QA English train slice + 10 SQuAD 2.0 train articles; refusal: TyDi calib slice, "
-                f"{HOLDOUT} articles held out of the index, and the SQuAD train articles, {SQUAD_HOLDOUT} held out",
+        "data": f"fit: TyDi QA English train slice (in {FOLDS} folds, each indexed alone with {FOLD_HOLDOUT} articles "
+                "held out of its index) + 10 SQuAD 2.0 train articles; refusal: the train folds scored out-of-fold, "
+                f"the TyDi calib slice ({HOLDOUT} articles held out of the index) and the SQuAD train articles "
+                f"({SQUAD_HOLDOUT} held out)",
         "l2": L2,
         "top_sentence_hit": {
-            name: {"retrieval": round(top1(data, baseline), 4), "ranker": round(top1(data, weights), 4)}
-            for name, data in (("tydi_train", train), ("squad_train", squad), ("tydi_calib", held))
+            "tydi_train_out_of_fold": {
+                "retrieval": round(float(np.mean([top1(fold, baseline) for fold, _ in out_of_fold])), 4),
+                "ranker": round(float(np.mean([top1(fold, w) for fold, w in out_of_fold])), 4)},
+            **{name: {"retrieval": round(top1(data, baseline), 4), "ranker": round(top1(data, weights), 4)}
+               for name, data in (("squad_train", squad), ("tydi_calib", held))},
         },
         "min_probability": refusal["min_probability"], "refusal_calibration": refusal["calibration"],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import re
 import threading
 import time
@@ -87,7 +88,8 @@ class Answerer:
         answered = sureness >= threshold
         # A refusal shows only the closest passage: one quote is all it needs.
         top = (top or self.settings.top_quotes) if answered else 1
-        quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document)
+        quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document,
+                               self.settings.quote_neighbour_margin)
         took_ms = (time.perf_counter() - started) * 1000
         if answered:
             return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness)
@@ -240,10 +242,12 @@ def confidence(ranked: list[Hit], selector: Selector | None) -> float:
 
 
 def select_quotes(
-    ranked: list[Hit], hits: list[Hit], top: int, max_chars: int, document: Callable[[int], tuple[str, tuple[int, ...]]]
+    ranked: list[Hit], hits: list[Hit], top: int, max_chars: int, document: Callable[[int], tuple[str, tuple[int, ...]]],
+    margin: float = math.inf,
 ) -> list[Quote]:
     """The best ranked hits as quotes: no repeats or near-duplicates, each widened to its best
-    neighbouring sentences (any of `hits`) while it stays within `max_chars`."""
+    neighbouring sentences (any of `hits`) while it stays within `max_chars` (and, where the ranker
+    scored them, those it scores no more than `margin` below the quote's own sentence)."""
     by_sentence = {hit.sentence_id: hit for hit in hits} | {hit.sentence_id: hit for hit in ranked}
     used: set[int] = set()
     quotes: list[Quote] = []
@@ -255,7 +259,7 @@ def select_quotes(
         if hit.sentence_id in used or any(_similarity(terms, other) >= NEAR_DUPLICATE for other in chosen_terms):
             continue
         text, page_starts = document(hit.document_id)
-        window = _widen(hit, by_sentence, used, max_chars, text)
+        window = _widen(hit, by_sentence, used, max_chars, text, margin)
         used.update(member.sentence_id for member in window)
         chosen_terms.append(terms)
         first, last = window[0], window[-1]
@@ -264,7 +268,7 @@ def select_quotes(
     return quotes
 
 
-def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int, text: str) -> list[Hit]:
+def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int, text: str, margin: float) -> list[Hit]:
     # Answers often sit in the sentence before or after the one that echoes the
     # question; a neighbour joins when the quote stays short enough to read.
     window = [hit]
@@ -272,6 +276,8 @@ def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int
     for neighbour in sorted((n for n in neighbours if n is not None), key=lambda n: -n.order_key):
         if neighbour.passage_id != hit.passage_id or neighbour.sentence_id in used:
             continue
+        if hit.rank_score is not None and neighbour.rank_score is not None and neighbour.rank_score < hit.rank_score - margin:
+            continue  # the ranker all but rules it out: it would only lengthen the quote
         candidate = sorted([*window, neighbour], key=lambda member: member.start)
         after = neighbour.start >= window[-1].end
         gap = text[window[-1].end : neighbour.start] if after else text[neighbour.end : window[0].start]

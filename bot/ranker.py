@@ -32,6 +32,11 @@ BASE = (
     "first_in_passage", "order", "length",
     # The answer often sits beside the sentence that echoes the question.
     "previous_dense", "previous_lexical", "next_dense", "next_lexical",
+    # Real questions name a topic every candidate shares; the words that tell candidates apart
+    # count (weighted by how few candidates hold them, overall and within the passage).
+    "distinct_overlap", "passage_distinct_overlap", "dense_vs_passage", "lexical_vs_passage",
+    # Share of the question's names (capitalised words) found among its document's candidates.
+    "names_in_document",
 )
 FEATURES = BASE + tuple(f"{kind}*{trait}" for kind in QUESTION_KINDS for trait in SENTENCE_TRAITS)
 
@@ -57,25 +62,62 @@ def features(question: str, hits: Sequence[Hit]) -> np.ndarray:
     """One row of FEATURES per candidate sentence."""
     kind = QUESTION_KINDS.index(question_kind(question))
     asked = set(tokenize(question))
+    names = question_names(question)
+    words = [tokenize(hit.text) for hit in hits]
+    terms = [set(each) for each in words]
+    distinct = _distinct_overlap(asked, terms, [0] * len(hits))
+    passage_distinct = _distinct_overlap(asked, terms, [hit.passage_id for hit in hits])
+    best_in_passage: dict[int, tuple[float, float]] = {}
+    document_terms: dict[int, set[str]] = {}
+    for hit, held in zip(hits, terms):
+        dense, lexical = best_in_passage.get(hit.passage_id, (-1e9, -1e9))
+        best_in_passage[hit.passage_id] = (max(dense, hit.dense), max(lexical, hit.lexical))
+        document_terms.setdefault(hit.document_id, set()).update(held)
     rows = np.zeros((len(hits), len(FEATURES)))
     by_sentence = {hit.sentence_id: hit for hit in hits}
-    for row, hit in zip(rows, hits):
+    for number, (row, hit) in enumerate(zip(rows, hits)):
         previous, following = (by_sentence.get(hit.sentence_id + step) for step in (-1, 1))
         previous = previous if previous is not None and previous.passage_id == hit.passage_id else None
         following = following if following is not None and following.passage_id == hit.passage_id else None
+        dense, lexical = best_in_passage[hit.passage_id]
         row[: len(BASE)] = (
             hit.dense, hit.lexical, hit.passage_dense, hit.passage_lexical, hit.coverage, hit.score,
             float(hit.order == 0), min(hit.order, 8) / 8, math.log(max(len(hit.text), 10)),
             previous.dense if previous else 0.0, previous.lexical if previous else 0.0,
             following.dense if following else 0.0, following.lexical if following else 0.0,
+            distinct[number], passage_distinct[number], hit.dense - dense, hit.lexical - lexical,
+            len(names & document_terms[hit.document_id]) / len(names) if names else 1.0,
         )
         start = len(BASE) + kind * len(SENTENCE_TRAITS)
-        row[start : start + len(SENTENCE_TRAITS)] = _traits(hit, asked)
+        row[start : start + len(SENTENCE_TRAITS)] = _traits(hit, words[number], asked)
     return rows
 
 
-def _traits(hit: Hit, asked: set[str]) -> tuple[float, ...]:
-    words = tokenize(hit.text)
+def question_names(question: str) -> set[str]:
+    """The question's names: capitalised words after its first, and words with digits or capitals inside."""
+    tokens = re.findall(r"\w[\w'’.-]*", question)
+    named = [token for index, token in enumerate(tokens)
+             if (index > 0 and token[0].isupper()) or any(c.isdigit() for c in token) or token[1:] != token[1:].lower()]
+    return set(tokenize(" ".join(named)))
+
+
+def _distinct_overlap(asked: set[str], terms: list[set[str]], groups: list[int]) -> list[float]:
+    # Within each group of candidates, a question word held by few of them weighs more
+    # (an idf over the candidates), and a candidate scores its share of the weight present.
+    members: dict[int, list[int]] = {}
+    for number, group in enumerate(groups):
+        members.setdefault(group, []).append(number)
+    values = [0.0] * len(terms)
+    for numbers in members.values():
+        counts = {term: sum(term in terms[n] for n in numbers) for term in asked}
+        weight = {term: math.log(1.0 + len(numbers) / count) for term, count in counts.items() if count}
+        total = sum(weight.values())
+        for n in numbers:
+            values[n] = sum(w for term, w in weight.items() if term in terms[n]) / total if total else 0.0
+    return values
+
+
+def _traits(hit: Hit, words: list[str], asked: set[str]) -> tuple[float, ...]:
     new = [word for word in words if word not in asked]
     names = set(tokenize(" ".join(_NAME.findall(hit.text)))) - asked
     return (
@@ -84,17 +126,21 @@ def _traits(hit: Hit, asked: set[str]) -> tuple[float, ...]:
     )
 
 
-REFUSAL_FEATURES = ("best", "margin", "coverage", "dense", "passage_dense", "lexical", "retrieval")
+REFUSAL_FEATURES = ("best", "margin", "coverage", "dense", "passage_dense", "lexical", "retrieval", "names_found")
+
+
+_NAMES = FEATURES.index("names_in_document")
 
 
 def refusal_evidence(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """What the refusal model reads, from candidates' ranker scores and FEATURES rows: the best
     score and its lead over the next, the best one's passage coverage and word overlap, the
-    best sentence and passage cosines, and retrieval's own best score."""
+    best sentence and passage cosines, retrieval's own best score, and how many of the question's
+    names its document's candidates hold."""
     best = int(np.argmax(scores))
     margin = scores[best] - np.partition(scores, -2)[-2] if len(scores) > 1 else 1.0
     return np.array([scores[best], margin, rows[best, 4], rows[:, 0].max(), rows[:, 2].max(), rows[best, 1],
-                     rows[:, 5].max()])
+                     rows[:, 5].max(), rows[best, _NAMES]])
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     passage_min_chars: int = Field(120, ge=0)
     top_quotes: int = Field(3, ge=1, le=10)
     quote_max_chars: int = Field(380, ge=0)
+    quote_neighbour_margin: float = Field(3.0, ge=0)
     candidate_passages: int = Field(10, ge=1)
     min_confidence: float = 1.51
     ranker: bool = True

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 from bot.answer import Answerer, check_question
 from index.build import build_index
+from index.search import Hit
 from index.errors import BadQuestion, IndexMismatch, IndexMissing
 from tests.conftest import make_settings, write_corpus
 
@@ -132,3 +133,21 @@ def test_a_byline_must_be_by_and_a_capitalised_name():
     assert _about_the_document("Who wrote this?", lambda: edges).text == "By Jane Doe"
     no_byline = [edge(0, "A title"), edge(1, "by the way it")]
     assert _about_the_document("Who wrote this?", lambda: no_byline) is None
+
+
+def test_a_quote_is_widened_only_by_neighbours_the_ranker_scores_near_it():
+    from bot.answer import select_quotes
+
+    text = "The rack opens at seven. Bicycles go in the basement rack. The canteen serves soup."
+    spans = [(0, 24), (25, 58), (59, 83)]
+    hits = [Hit("a.txt", start, end, 1, text[start:end], 1.0, 0, number, 0, order=number, rank_score=score)
+            for number, ((start, end), score) in enumerate(zip(spans, (4.5, 5.0, -5.0)))]
+    ranked = sorted(hits, key=lambda hit: -hit.order_key)
+
+    def document(document_id):
+        return text, ()
+
+    near, = select_quotes(ranked, hits, 1, 380, document, margin=3.0)
+    assert near.text == text[0:58]  # the canteen sentence is ruled out
+    every, = select_quotes(ranked, hits, 1, 380, document)
+    assert every.text == text and (every.start, every.end) == (0, 83)

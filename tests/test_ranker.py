@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bot.answer import Answerer
-from bot.ranker import BASE, FEATURES, MODEL_DIR, SENTENCE_TRAITS, Ranker, features, question_kind
+from bot.ranker import BASE, FEATURES, MODEL_DIR, SENTENCE_TRAITS, Ranker, features, question_kind, question_names
 from bot.selector import SelectorUnavailable
 from index.build import build_index
 from index.search import Hit
@@ -38,6 +38,27 @@ def test_answer_traits_are_read_only_under_the_questions_kind():
     assert rows[0, year] == 1.0 and rows[1, year] == 0.0
     assert not rows[:, when + len(SENTENCE_TRAITS):].any()  # no other kind's columns
     assert rows.shape == (2, len(FEATURES))
+
+
+def test_a_word_every_candidate_shares_weighs_less_than_one_that_tells_them_apart():
+    # "Porsche" is in every candidate; only one says where they are made.
+    hits = [_hit("Porsche was founded by Ferdinand Porsche in Stuttgart."),
+            _hit("Porsche cars are manufactured in Leipzig.", order=1),
+            _hit("Porsche won the race at Le Mans.", order=2)]
+    rows = features("Where are Porsches manufactured?", hits)
+    distinct = rows[:, FEATURES.index("distinct_overlap")]
+    assert distinct[1] == 1.0
+    assert distinct[0] == distinct[2] < 0.5  # less than the shared word's plain share of the question
+
+
+def test_the_questions_names_are_looked_for_in_each_candidates_document():
+    assert question_names("When was the Brooklyn Nets arena built in 2012?") == {"brooklyn", "net", "2012"}
+    assert question_names("What is the heaviest element?") == set()
+    nets = Hit("a.txt", 0, 10, 1, "The Brooklyn Nets play in Brooklyn.", 1.0, 0, 0, 0)
+    other = Hit("b.txt", 0, 10, 1, "The arena was built in 2012.", 1.0, 1, 1, 1)
+    rows = features("When was the Brooklyn Nets arena built in 2012?", [nets, other])
+    found = rows[:, FEATURES.index("names_in_document")]
+    assert found[0] == 2 / 3 and found[1] == 1 / 3
 
 
 def test_the_fitted_ranker_prefers_a_year_for_a_when_question():
