@@ -54,9 +54,10 @@ def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.nd
     return candidate_features(search_candidates(name, eval_set, held_out))
 
 
-def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> list[dict]:
-    """Each answerable question with its retrieval candidates, searched once and cached (gzipped JSON)."""
-    cached = GROUPS / f"{name}-{CODE_HASH}.json.gz"
+def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
+    """The index's passage count, and each answerable question (with its article) and its retrieval
+    candidates: searched once and cached (gzipped JSON)."""
+    cached = GROUPS / f"{name}-{CODE_HASH}-2.json.gz"
     if cached.exists():
         return json.loads(gzip.decompress(cached.read_bytes()))
     questions = []
@@ -66,36 +67,40 @@ def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> list[
         settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE, ranker=False)
         build_index(settings, SilentProgress(), force=True)
         searcher = Answerer(settings).searcher
+        passages = searcher.manifest.passages
         for number, question in enumerate(eval_set.questions):
             if not question.answers:
                 continue
             hits = searcher.search(question.question)
             if hits:
                 questions.append({"number": number, "question": question.question, "answers": list(question.answers),
-                                  "in_corpus": question.article not in held_out,
+                                  "article": question.article, "in_corpus": question.article not in held_out,
                                   "hits": [[_plain(getattr(hit, field)) for field in HIT_FIELDS] for hit in hits]})
             if number % 200 == 0:
                 print(f"{name}: {number}/{len(eval_set.questions)}", file=sys.stderr)
+    collected = {"passages": passages, "questions": questions}
     GROUPS.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(gzip.compress(json.dumps(questions).encode("utf-8")))
-    return questions
+    cached.write_bytes(gzip.compress(json.dumps(collected).encode("utf-8")))
+    return collected
 
 
 def _plain(value):
     return value if isinstance(value, str) else int(value) if isinstance(value, (int, np.integer)) else float(value)
 
 
-def candidate_features(questions: list[dict]) -> dict[str, np.ndarray]:
-    """FEATURES rows of every candidate, its label (holds a gold answer), question group and in-corpus flag."""
+def candidate_features(collected: dict, keep=lambda item: True) -> dict[str, np.ndarray]:
+    """FEATURES rows of every candidate (of the questions `keep` accepts), its label (holds a gold
+    answer), question group, in-corpus flag and the number of passages in its index."""
     xs, ys, groups, in_corpus = [], [], [], []
-    for item in questions:
+    for item in filter(keep, collected["questions"]):
         hits = [Hit("", 0, 0, 0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
         xs.append(features(item["question"], hits))
         ys.append(np.array([any(g in hit.text for g in item["answers"]) for hit in hits], dtype=np.float64))
         groups.append(np.full(len(hits), item["number"]))
         in_corpus.append(np.full(len(hits), item["in_corpus"]))
-    return {"x": np.concatenate(xs), "y": np.concatenate(ys), "group": np.concatenate(groups),
-            "in_corpus": np.concatenate(in_corpus)}
+    y = np.concatenate(ys)
+    return {"x": np.concatenate(xs), "y": y, "group": np.concatenate(groups), "in_corpus": np.concatenate(in_corpus),
+            "passages": np.full(len(y), collected["passages"])}
 
 
 def fit_listwise(data: dict[str, np.ndarray], l2: float = L2):
@@ -185,16 +190,34 @@ def fit_refusal(sets: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]])
             "calibration": per_set}
 
 
+def refusal_rates(parts: list[tuple[dict[str, np.ndarray], np.ndarray]], refusal: dict) -> dict:
+    """Corpus size, answered share of in-corpus questions and refused share of the others, at the fitted threshold."""
+    answered, refused = [], []
+    for data, weights in parts:
+        for g in np.unique(data["group"]):
+            members = data["group"] == g
+            rows = data["x"][members]
+            z = refusal_evidence(rows @ weights, rows) @ refusal["refusal_weights"]
+            sure = 1 / (1 + np.exp(-(z + refusal["refusal_bias"]))) >= refusal["min_probability"]
+            (answered if data["in_corpus"][members][0] else refused).append(sure if data["in_corpus"][members][0] else not sure)
+    return {"passages": int(parts[0][0]["passages"][0]), "in_corpus": len(answered),
+            "answered": round(float(np.mean(answered)), 4), "out_of_corpus": len(refused),
+            "out_of_corpus_refused": round(float(np.mean(refused)), 4)}
+
+
 def merge(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Two collections as one, their question groups kept apart."""
     offset = first["group"].max() + 1
     return {k: np.concatenate([first[k], second[k] + (offset if k == "group" else 0)]) for k in first}
 
 
+def fold(title: str) -> int:
+    """Which of the FOLDS fixed parts of the train slice an article is in (by a hash of its title)."""
+    return int.from_bytes(hashlib.sha256(f"fold:{title}".encode()).digest()[:4], "big") % FOLDS
+
+
 def train_folds(train: EvalSet) -> list[EvalSet]:
-    """The train slice's articles in FOLDS fixed parts (by a hash of the title), each with its questions."""
-    def fold(title: str) -> int:
-        return int.from_bytes(hashlib.sha256(f"fold:{title}".encode()).digest()[:4], "big") % FOLDS
+    """The train slice's articles in FOLDS fixed parts, each with its questions."""
     return [EvalSet({t: text for t, text in train.articles.items() if fold(t) == number},
                     tuple(q for q in train.questions if q.article is not None and fold(q.article) == number))
             for number in range(FOLDS)]
@@ -219,7 +242,11 @@ def main() -> int:
         return 0
     tydi = load_eval_set(DATA / "tydiqa-en-train.json")
     calib = select_slice(tydi, "calib")
-    folds = collect_folds(select_slice(tydi, "train"))
+    train = select_slice(tydi, "train")
+    folds = collect_folds(train)
+    # The whole train slice as one corpus, four times larger than the test corpus, to see how refusal
+    # holds as a shelf grows (not fitted on). Each question is scored by weights fitted without its fold.
+    whole = search_candidates("tydi-train-whole", train, set(list(train.articles)[-FOLD_HOLDOUT:]))
     squad = collect("squad-train", load_eval_set(DATA / "squad2-train-10.json"), set())
     held = collect("tydi-calib", calib, set(list(calib.articles)[-HOLDOUT:]))
     squad_set = load_eval_set(DATA / "squad2-train-10.json")
@@ -230,6 +257,9 @@ def main() -> int:
                    for n, fold in enumerate(folds)]
     baseline = np.zeros(len(FEATURES))
     baseline[FEATURES.index("retrieval")] = 1.0
+    # The calib slice's 234 in-corpus questions alone would set a noisy threshold: pooled with the folds.
+    whole_out_of_fold = [(candidate_features(whole, lambda item, n=n: fold(item["article"]) == n), fold_weights)
+                         for n, (_, fold_weights) in enumerate(out_of_fold)]
     # The calib slice's 234 in-corpus questions alone would set a noisy threshold: pooled with the folds.
     refusal = fit_refusal({"tydi_train_folds_and_calib": [*out_of_fold, (held, weights)],
                            "squad_train": [(squad_held, weights)]})
@@ -243,18 +273,22 @@ def main() -> int:
     set_defaults(ranker_min_probability=refusal["min_probability"])
     report = {
         "data": f"fit: TyDi QA English train slice (in {FOLDS} folds, each indexed alone with {FOLD_HOLDOUT} articles "
-                "held out of its index) + 10 SQuAD 2.0 train articles; refusal: the train folds scored out-of-fold, "
-                f"the TyDi calib slice ({HOLDOUT} articles held out of the index) and the SQuAD train articles "
+                "held out of its index) + 10 SQuAD 2.0 train articles; refusal: the train folds, each question "
+                f"scored by weights fitted without its fold, the TyDi calib slice ({HOLDOUT} articles held out of the index) and the SQuAD train articles "
                 f"({SQUAD_HOLDOUT} held out)",
         "l2": L2,
         "top_sentence_hit": {
             "tydi_train_out_of_fold": {
-                "retrieval": round(float(np.mean([top1(fold, baseline) for fold, _ in out_of_fold])), 4),
-                "ranker": round(float(np.mean([top1(fold, w) for fold, w in out_of_fold])), 4)},
+                "retrieval": round(float(np.mean([top1(part, baseline) for part, _ in out_of_fold])), 4),
+                "ranker": round(float(np.mean([top1(part, w) for part, w in out_of_fold])), 4)},
             **{name: {"retrieval": round(top1(data, baseline), 4), "ranker": round(top1(data, weights), 4)}
                for name, data in (("squad_train", squad), ("tydi_calib", held))},
         },
         "min_probability": refusal["min_probability"], "refusal_calibration": refusal["calibration"],
+        "refusal_by_corpus": {
+            name: refusal_rates(parts, refusal) for name, parts in (
+                ("tydi_train_folds", out_of_fold), ("tydi_train_whole", whole_out_of_fold),
+                ("tydi_calib", [(held, weights)]), ("squad_train", [(squad_held, weights)]))},
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ranker-fit.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
