@@ -9,6 +9,7 @@ what, and when, goes to a `Ledger`.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -16,6 +17,8 @@ import tempfile
 import threading
 import unicodedata
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -110,10 +113,27 @@ def save_upload(corpus_dir: Path, filename: str, data: bytes, limits: UploadLimi
         raise UploadRefused(f"{_shown(name)} is not a supported type; supported: {supported}")
     check_content(name, kind, data, limits)
     digest = hashlib.sha256(data).hexdigest()
-    existing = find_same_bytes(corpus_dir, data, digest)
-    if existing is not None:
-        raise UploadRefused(f"already in the shelf as {_shown(existing)}")
-    return _write_new(corpus_dir / UPLOADS_DIR, name, data)
+    directory = corpus_dir / UPLOADS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    # Checked and written under one lock: two uploads of the same file at the same instant (from
+    # this bot's threads or another process) must not both pass the duplicate check.
+    with _exclusive(directory):
+        existing = find_same_bytes(corpus_dir, data, digest)
+        if existing is not None:
+            raise UploadRefused(f"already in the shelf as {_shown(existing)}")
+        return _write_new(directory, name, data)
+
+
+@contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    # flock on the directory itself (no lock file for builds to list as skipped); it is held per
+    # open descriptor, so it also orders threads of one process that each open the directory.
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def safe_name(filename: str) -> str:

@@ -147,6 +147,28 @@ def test_the_same_bytes_twice_are_refused_naming_the_copy_and_a_name_taken_gets_
     assert save_upload(corpus, "draft.txt", b"Draft notes.\n", LIMITS).name == "draft.txt"
 
 
+def test_the_same_file_uploaded_at_the_same_instant_is_added_once(corpus):
+    import threading
+
+    start = threading.Barrier(8)
+    saved, refused = [], []
+
+    def upload(number: int) -> None:
+        start.wait()
+        try:
+            saved.append(save_upload(corpus, f"minutes-{number}.txt", b"Minutes of the meeting.\n", LIMITS))
+        except UploadRefused as error:
+            refused.append(str(error))
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(saved) == 1 and len(refused) == 7
+    assert sorted(p.name for p in (corpus / "uploads").iterdir() if not p.name.startswith(".")) == [saved[0].name]
+
+
 def test_limits_come_from_settings(tmp_path):
     limits = UploadLimits.from_settings(make_settings(tmp_path, upload_max_mb=2.5, upload_max_files=3))
     assert (limits.max_bytes, limits.max_files, limits.unzipped_bytes) == (2_500_000, 3, 25_000_000)
