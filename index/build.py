@@ -172,7 +172,7 @@ def load_corpus(
         if stored:
             stored.close()
     new_files = [file for file, document in zip(files, read) if document is None]
-    if cluster is not None:
+    if cluster is not None and new_files:  # with none, no cluster need be started
         fresh = iter(cluster.read_documents(new_files, max_bytes, progress.advance))
     else:
         fresh = (_read_or_skip(file, max_bytes, progress.advance) for file in new_files)

@@ -46,8 +46,9 @@ _WORKER_EMBEDDERS: dict[str, OnnxEmbedder] = {}
 
 
 @contextmanager
-def connect(settings) -> Iterator[Cluster]:
-    """A connection to the Ray cluster `settings.build_cluster` names ("auto": a local instance on every core)."""
+def connect(settings) -> Iterator[LazyCluster]:
+    """The Ray cluster `settings.build_cluster` names ("auto": a local instance on every core),
+    connected at its first use: a build with nothing new to read or embed starts none."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by Ray at import and start: no usage reports
     if settings.build_cluster == "auto":
         # A private instance keeps Ray's token authentication, with a token of its own held in
@@ -58,27 +59,61 @@ def connect(settings) -> Iterator[Cluster]:
         import ray
     except ImportError:
         raise ClusterUnavailable(INSTALL_HINT) from None
-    started = False
-    if not ray.is_initialized():  # a caller (a test, a notebook) may have connected already
-        options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
-                   "configure_logging": False}
-        try:
-            if settings.build_cluster == "auto":
-                # Ray's sessions, sockets and spilled objects go under the cache, not /tmp/ray.
-                temp = (settings.cache_path / "ray").absolute()
-                temp.mkdir(parents=True, exist_ok=True)
-                ray.init(num_cpus=os.cpu_count(), _temp_dir=str(temp), _node_ip_address="127.0.0.1", **options)
-            else:
-                _check_reachable(settings.build_cluster)
-                ray.init(address=settings.build_cluster, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise ClusterUnavailable(f"cannot connect to the Ray cluster {settings.build_cluster!r}: {error}") from None
-        started = True
+    lazy = LazyCluster(ray, settings)
     try:
-        yield Cluster(ray)
+        yield lazy
     finally:
-        if started:
-            ray.shutdown()
+        lazy.close()
+
+
+class LazyCluster:
+    """A Cluster that connects (or starts a local instance) when it is first asked to work."""
+
+    def __init__(self, ray, settings) -> None:
+        self._ray, self._settings = ray, settings
+        self._cluster: Cluster | None = None
+        self._started = False
+
+    def read_documents(self, files: Sequence[CorpusFile], max_bytes: int,
+                       progress: Callable[[int], None]) -> list[Document | Skipped]:
+        """As Cluster.read_documents, connecting first."""
+        return self._connected().read_documents(files, max_bytes, progress)
+
+    def embed(self, model_dir: Path, batch_chars: int, texts: Sequence[str],
+              progress: Callable[[int], None]) -> np.ndarray:
+        """As Cluster.embed, connecting first."""
+        return self._connected().embed(model_dir, batch_chars, texts, progress)
+
+    def close(self) -> None:
+        """Shut down the instance this build started, if it started one."""
+        if self._started:
+            self._ray.shutdown()
+
+    def _connected(self) -> Cluster:
+        if self._cluster is None:
+            self._started = _start(self._ray, self._settings)
+            self._cluster = Cluster(self._ray)
+        return self._cluster
+
+
+def _start(ray, settings) -> bool:
+    """Connect Ray as `settings` say; False when a caller (a test, a notebook) had connected already."""
+    if ray.is_initialized():
+        return False
+    options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
+               "configure_logging": False}
+    try:
+        if settings.build_cluster == "auto":
+            # Ray's sessions, sockets and spilled objects go under the cache, not /tmp/ray.
+            temp = (settings.cache_path / "ray").absolute()
+            temp.mkdir(parents=True, exist_ok=True)
+            ray.init(num_cpus=os.cpu_count(), _temp_dir=str(temp), _node_ip_address="127.0.0.1", **options)
+        else:
+            _check_reachable(settings.build_cluster)
+            ray.init(address=settings.build_cluster, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ClusterUnavailable(f"cannot connect to the Ray cluster {settings.build_cluster!r}: {error}") from None
+    return True
 
 
 def _check_reachable(address: str) -> None:

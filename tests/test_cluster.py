@@ -85,6 +85,21 @@ def test_a_distributed_build_makes_the_same_index_and_answers_as_a_local_one(ray
     assert build_index(distributed).embedded == 2  # the new passage and its new sentence
 
 
+def test_a_cluster_build_with_nothing_new_connects_to_no_cluster(ray_instance, tmp_path, monkeypatch):
+    from index import cluster
+
+    write_corpus(tmp_path, CORPUS)
+    settings = _settings(tmp_path, "cluster", build_cluster="auto")
+    build_index(settings)
+    connected = []
+    monkeypatch.setattr(cluster, "_start", lambda ray, settings: connected.append(settings) or False)
+    build_index(settings)  # nothing changed
+    assert connected == []
+    write_corpus(tmp_path, {"bees.txt": CORPUS["bees.txt"] + " Drones do not sting."})
+    build_index(settings)
+    assert len(connected) == 1  # a changed file is read, and its new texts embedded, on the cluster
+
+
 def test_a_task_whose_worker_dies_is_retried(ray_instance, tmp_path):
     from index.cluster import remote
 
