@@ -91,16 +91,17 @@ def _plain(value):
 def candidate_features(collected: dict, keep=lambda item: True) -> dict[str, np.ndarray]:
     """FEATURES rows of every candidate (of the questions `keep` accepts), its label (holds a gold
     answer), question group, in-corpus flag and the number of passages in its index."""
-    xs, ys, groups, in_corpus = [], [], [], []
+    xs, ys, groups, in_corpus, passages = [], [], [], [], []
     for item in filter(keep, collected["questions"]):
         hits = [Hit("", 0, 0, 0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
         xs.append(features(item["question"], hits))
         ys.append(np.array([any(g in hit.text for g in item["answers"]) for hit in hits], dtype=np.float64))
         groups.append(np.full(len(hits), item["number"]))
         in_corpus.append(np.full(len(hits), item["in_corpus"]))
+        passages.append(np.array([hit.passage_id for hit in hits]))
     y = np.concatenate(ys)
     return {"x": np.concatenate(xs), "y": y, "group": np.concatenate(groups), "in_corpus": np.concatenate(in_corpus),
-            "passages": np.full(len(y), collected["passages"])}
+            "passage": np.concatenate(passages), "passages": np.full(len(y), collected["passages"])}
 
 
 def fit_listwise(data: dict[str, np.ndarray], l2: float = L2):
@@ -151,6 +152,20 @@ def top1(data: dict[str, np.ndarray], weights: np.ndarray, only_in_corpus: bool 
         members = np.flatnonzero(group == g)
         hits.append(y[members[np.argmax(scores[members])]])
     return float(np.mean(hits))
+
+
+def misses(data: dict[str, np.ndarray], weights: np.ndarray) -> dict:
+    """Of the in-corpus questions whose best-scored candidate misses while another holds the answer:
+    how many have it in another sentence of the chosen passage, how many in another passage."""
+    same, other = 0, 0
+    for g in np.unique(data["group"][data["in_corpus"].astype(bool)]):
+        members = np.flatnonzero(data["group"] == g)
+        best = members[np.argmax(data["x"][members] @ weights)]
+        if data["y"][best] or not data["y"][members].any():
+            continue
+        in_passage = members[data["passage"][members] == data["passage"][best]]
+        same, other = (same + 1, other) if data["y"][in_passage].any() else (same, other + 1)
+    return {"answer_in_the_chosen_passage": same, "answer_in_another_passage": other}
 
 
 def fit_refusal(sets: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]]) -> dict:
@@ -284,6 +299,7 @@ def main() -> int:
             **{name: {"retrieval": round(top1(data, baseline), 4), "ranker": round(top1(data, weights), 4)}
                for name, data in (("squad_train", squad), ("tydi_calib", held))},
         },
+        "tydi_calib_misses": misses(held, weights),
         "min_probability": refusal["min_probability"], "refusal_calibration": refusal["calibration"],
         "refusal_by_corpus": {
             name: refusal_rates(parts, refusal) for name, parts in (
