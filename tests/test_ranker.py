@@ -3,11 +3,13 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from bot.answer import Answerer
 from bot.ranker import BASE, FEATURES, MODEL_DIR, SENTENCE_TRAITS, Ranker, features, question_kind, question_names
 from bot.selector import SelectorUnavailable
 from index.build import build_index
+from index.errors import BadQuestion
 from index.search import Hit
 from tests.conftest import make_settings, write_corpus
 from tests.test_selector import HANDBOOK
@@ -124,3 +126,17 @@ def test_turning_the_ranker_off_restores_retrievals_order(handbook):
     answer = plain.answer("How long must a password be?")
     assert answer.quotes[0].start <= hits[0].start < answer.quotes[0].end
     assert np.isclose(answer.quotes[0].score, round(hits[0].score, 4))
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(question=st.text(min_size=0, max_size=600))
+def test_any_question_is_answered_refused_or_told_what_is_wrong(handbook, question):
+    # Hostile or odd input (control characters, other scripts, lone capitals and digits the
+    # ranker reads as names) reaches the ranker's features: it must never fail there.
+    try:
+        answer = handbook.answer(question)
+    except BadQuestion:
+        return
+    assert 0.0 <= answer.confidence <= 1.0
+    for quote in answer.quotes:
+        assert handbook.searcher.document_text(0)[quote.start : quote.end] == quote.text
