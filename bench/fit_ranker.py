@@ -5,8 +5,10 @@ The train slice is indexed as FOLDS corpora about the size of the test corpus, e
 FOLD_HOLDOUT articles left out of its index (their questions must be refused). The refusal
 model is fitted on the train folds' questions scored by weights fitted without that fold
 (out-of-fold), on TyDi's *calib* slice (HOLDOUT articles left out) and on SQuAD train
-(SQUAD_HOLDOUT articles left out). Nothing here reads the test slice or SQuAD dev, which every reported figure
-uses. Deterministic: full-batch gradient descent from zero weights, no sampling.
+(SQUAD_HOLDOUT articles left out). The whole train slice indexed as one corpus, four times
+the test's size, shows how refusal holds as a shelf grows (measured, not fitted on).
+Nothing here reads the test slice or SQuAD dev, which every reported figure uses.
+Deterministic: L-BFGS and full-batch gradient descent from zero weights, no sampling.
 Writes bot/ranker/ranker.json (+ checksum), ranker_min_probability into
 config/defaults.toml, and bench/results/ranker-fit.json.
 """
