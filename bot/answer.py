@@ -86,8 +86,9 @@ class Answerer:
         if ranked and ranked[0].about:
             sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
         answered = sureness >= threshold
-        # A refusal shows only the closest passage: one quote is all it needs.
-        top = (top or self.settings.top_quotes) if answered else 1
+        # A refusal shows only the closest passage, and the byline or title answers a question about
+        # the document by itself (what retrieval ranks after it is about the question's other words).
+        top = 1 if not answered or (ranked and ranked[0].about) else (top or self.settings.top_quotes)
         quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document,
                                self.settings.quote_neighbour_margin)
         took_ms = (time.perf_counter() - started) * 1000

@@ -36,6 +36,7 @@ def test_seed_article_answers_the_troops_question_with_the_exact_quote(seed_answ
 def test_questions_about_the_document_itself_quote_its_byline_or_title(seed_answerer, question, expected):
     answer = seed_answerer.answer(question)
     assert answer.answered and expected in answer.quotes[0].text
+    assert len(answer.quotes) == 1  # nothing after it that only shares the question's other words
 
 
 def test_navigation_lines_are_never_quoted(seed_answerer):
