@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker tune-quotes eval-no-ranker train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -44,6 +44,10 @@ bench: bench-peers bench-speed bench-incremental bench-crash bench-scale bench-c
 # Fit the sentence ranker (bot/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(BENCH_STAMP)
 	cd bench && ../$(PY) fit_ranker.py
+
+# Whether sentence vectors pooled from their passage's tokens (late chunking) would help the ranker.
+bench-late-chunking: $(STAMP)
+	cd bench && ../$(PY) late_chunking.py
 
 # First-quote length against hits by quote_neighbour_margin, on TyDi's train slice.
 tune-quotes: $(STAMP)

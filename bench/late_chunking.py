@@ -1,0 +1,113 @@
+"""Would sentence vectors pooled from their passage's token vectors ("late chunking") help the ranker?
+`make bench-late-chunking`.
+
+A go/no-go measurement before any change to the index: on TyDi QA's *calib* slice (100 articles
+held out of the index, as `make fit-ranker` does), each candidate sentence also gets the cosine
+of the question with the mean of its tokens' vectors from one pass over its whole passage (MiniLM
+reads up to 256 tokens; a sentence past them keeps its own vector). The ranker's score plus a
+share of that cosine picks the first quote; the share is chosen on one half of the questions and
+measured on the other (2-fold, both ways). Writes bench/results/late-chunking.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common import CACHE, DATA, RESULTS  # (also puts the project on sys.path)
+
+from bot.answer import Answerer  # noqa: E402
+from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noqa: E402
+from config import load_settings  # noqa: E402
+from index import store  # noqa: E402
+from index.build import SilentProgress, build_index  # noqa: E402
+
+HOLDOUT = 100
+SHARES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+
+
+def late_vectors(generation: Path, embedder) -> dict[int, np.ndarray]:
+    """Each sentence id's vector pooled from its passage's token vectors (unit length)."""
+    database = sqlite3.connect(generation / store.METADATA)
+    texts = dict(database.execute("SELECT id, text FROM documents"))
+    vectors: dict[int, np.ndarray] = {}
+    passages = database.execute("SELECT id, document_id, start, end FROM passages").fetchall()
+    for passage_id, document_id, start, end in passages:
+        text = texts[document_id][start:end]
+        encoding = embedder._tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        arrays = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        (hidden,) = embedder._session.run(None, {name: arrays[name] for name in embedder._input_names})
+        offsets = np.array(encoding.offsets)
+        special = np.array(encoding.special_tokens_mask, dtype=bool)
+        for sentence_id, s_start, s_end in database.execute(
+                "SELECT id, start, end FROM sentences WHERE passage_id = ?", (passage_id,)):
+            inside = ~special & (offsets[:, 0] >= s_start - start) & (offsets[:, 1] <= s_end - start) & (offsets[:, 1] > offsets[:, 0])
+            if inside.any():
+                pooled = hidden[0][inside].mean(axis=0)
+                vectors[sentence_id] = pooled / np.linalg.norm(pooled)
+    return vectors
+
+
+def first_quote_hits(rows: list[dict], share: float) -> float:
+    return float(np.mean([row["y"][int(np.argmax(np.array(row["rank"]) + share * np.array(row["late"])))]
+                          for row in rows]))
+
+
+def main() -> int:
+    if not (DATA / "tydiqa-en-train.json").is_file():
+        print("skipped: shared data not found", file=sys.stderr)
+        return 0
+    calib = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "calib")
+    held_out = set(list(calib.articles)[-HOLDOUT:])
+    with tempfile.TemporaryDirectory(prefix="verbatim-late-") as scratch:
+        corpus = Path(scratch) / "corpus"
+        write_eval_corpus(corpus, calib, (), held_out)
+        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE)
+        build_index(settings, SilentProgress(), force=True)
+        answerer = Answerer(settings)
+        searcher, embedder = answerer.searcher, answerer.engine.embedder
+        late = late_vectors(searcher.generation, embedder)
+        rows = []
+        for question in calib.questions:
+            if not question.answers or question.article in held_out:
+                continue
+            hits = searcher.search(question.question)
+            if not hits:
+                continue
+            asked = embedder.embed([question.question])[0]
+            scores = answerer.ranker.scores(question.question, hits)
+            rows.append({
+                "y": [any(gold in hit.text for gold in question.answers) for hit in hits],
+                "rank": scores.tolist(),
+                "late": [float(late[hit.sentence_id] @ asked) if hit.sentence_id in late else hit.dense for hit in hits],
+                "dense": [hit.dense for hit in hits],
+            })
+    halves = [rows[0::2], rows[1::2]]
+    folds = []
+    for chosen_on, measured_on in ((halves[0], halves[1]), (halves[1], halves[0])):
+        share = max(SHARES, key=lambda s: first_quote_hits(chosen_on, s))
+        folds.append({"share": share, "ranker": round(first_quote_hits(measured_on, 0.0), 4),
+                      "ranker_plus_late": round(first_quote_hits(measured_on, share), 4)})
+    report = {
+        "data": f"TyDi QA English calib slice, {HOLDOUT} articles held out of the index; in-corpus questions",
+        "questions": len(rows),
+        "best_candidate_alone": {
+            name: round(float(np.mean([row["y"][int(np.argmax(row[name]))] for row in rows])), 4)
+            for name in ("dense", "late", "rank")},
+        "ranker_plus_share_of_late_cosine": {str(share): round(first_quote_hits(rows, share), 4) for share in SHARES},
+        "two_fold": folds,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "late-chunking.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
