@@ -47,7 +47,7 @@ L2 = 1e-2
 # ranker's features are computed from them afresh on each run.
 CODE_HASH = hashlib.sha256((ROOT / "index/search.py").read_bytes()).hexdigest()[:12]
 # What a candidate keeps of its Hit: enough to compute FEATURES again.
-HIT_FIELDS = ("text", "score", "passage_id", "sentence_id", "document_id", "dense", "lexical", "passage",
+HIT_FIELDS = ("source", "text", "score", "passage_id", "sentence_id", "document_id", "dense", "lexical", "passage",
               "coverage", "passage_dense", "passage_lexical", "order")
 
 
@@ -59,7 +59,7 @@ def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.nd
 def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
     """The index's passage count, and each answerable question (with its article) and its retrieval
     candidates: searched once and cached (gzipped JSON)."""
-    cached = GROUPS / f"{name}-{CODE_HASH}-2.json.gz"
+    cached = GROUPS / f"{name}-{CODE_HASH}-3.json.gz"
     if cached.exists():
         return json.loads(gzip.decompress(cached.read_bytes()))
     questions = []
@@ -95,7 +95,7 @@ def candidate_features(collected: dict, keep=lambda item: True) -> dict[str, np.
     answer), question group, in-corpus flag and the number of passages in its index."""
     xs, ys, groups, in_corpus, passages = [], [], [], [], []
     for item in filter(keep, collected["questions"]):
-        hits = [Hit("", 0, 0, 0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
+        hits = [Hit(start=0, end=0, line=0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
         xs.append(features(item["question"], hits))
         ys.append(np.array([any(g in hit.text for g in item["answers"]) for hit in hits], dtype=np.float64))
         groups.append(np.full(len(hits), item["number"]))
