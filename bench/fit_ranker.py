@@ -43,9 +43,9 @@ FOLDS = 4
 FOLD_HOLDOUT = 80
 ANSWERED = 0.95
 L2 = 1e-2
-# Retrieval's candidates are reused while the search that makes them is unchanged; the
+# Retrieval's candidates are reused while the search and build that make them are unchanged; the
 # ranker's features are computed from them afresh on each run.
-CODE_HASH = hashlib.sha256((ROOT / "index/search.py").read_bytes()).hexdigest()[:12]
+CODE_HASH = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in ("index/search.py", "index/build.py", "index/load.py"))).hexdigest()[:12]
 # What a candidate keeps of its Hit: enough to compute FEATURES again.
 HIT_FIELDS = ("source", "text", "score", "passage_id", "sentence_id", "document_id", "dense", "lexical", "passage",
               "coverage", "passage_dense", "passage_lexical", "order")
@@ -59,7 +59,7 @@ def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.nd
 def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
     """The index's passage count, and each answerable question (with its article) and its retrieval
     candidates: searched once and cached (gzipped JSON)."""
-    cached = GROUPS / f"{name}-{CODE_HASH}-3.json.gz"
+    cached = GROUPS / f"{name}-{CODE_HASH}-4.json.gz"
     if cached.exists():
         return json.loads(gzip.decompress(cached.read_bytes()))
     questions = []

@@ -27,6 +27,7 @@ KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm":
          # Office, EPUB, OpenDocument and reStructuredText: index/formats.py.
          ".docx": "docx", ".pptx": "pptx", ".epub": "epub", ".odt": "odt", ".rst": "rst"}
 SUPPORTED_SUFFIXES = tuple(KINDS)
+TITLE_MAX_CHARS = 120
 _HEADING = re.compile(r"^\s*#{0,6}\s*(.+?)\s*#*\s*$")
 
 
@@ -279,10 +280,13 @@ def _pdf(raw: bytes, report: Callable[[float], None]) -> tuple[str, tuple[int, .
 
 
 def _first_line(text: str) -> str:
+    # A first line longer than a title, or ending as a sentence does, is a paragraph: the file's
+    # name then titles it better.
     for line in text.splitlines():
         if line.strip():
             match = _HEADING.match(line)
-            return (match.group(1) if match else line.strip())[:200]
+            first = match.group(1) if match else line.strip()
+            return first if len(first) <= TITLE_MAX_CHARS and not first.endswith(".") else ""
     return ""
 
 

@@ -29,7 +29,8 @@ from index.errors import IndexCorrupt, IndexMissing
 from index.types import Section
 
 # 3: navigation lines left out, sentences split across wrapped lines and at clauses; sentence indexes.
-FORMAT_VERSION = 3
+# 4: sentence vectors embedded after their document's title.
+FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 METADATA = "meta.sqlite"

@@ -50,16 +50,17 @@ def test_rebuilds_embed_only_what_changed_and_report_it(tmp_path):
     write_corpus(tmp_path, {"bees.txt": TEXT, "ants.txt": "Ants farm aphids for honeydew.", "moths.txt": "Moths fly at night."})
     settings = settings_with_own_cache(tmp_path)  # an empty embedding cache
     first = build_index(settings)
-    # bees: a passage and its 3 sentences; ants and moths: one sentence each, which is also the passage.
-    assert (first.added, first.embedded) == (3, 6)
+    # bees: a passage and its 3 sentences; ants and moths: a passage of one sentence, whose vector
+    # is embedded after the document's title, so two texts each.
+    assert (first.added, first.embedded) == (3, 8)
     write_corpus(tmp_path, {"ants.txt": "Ants farm aphids for honeydew. They guard them from ladybirds.", "wasps.txt": "Wasps sting."})
     (tmp_path / "corpus" / "moths.txt").unlink()
     second = build_index(settings)
     assert (second.added, second.changed, second.removed, second.unchanged) == (1, 1, 1, 1)
-    # The changed passage, its new sentence, and the new document.
-    assert second.embedded == 3
+    # The changed passage, its new sentence, and the new document's passage and sentence.
+    assert second.embedded == 4
     full = build_index(settings, force=True)
-    assert full.embedded == 8 and full.full_reason == "--full"
+    assert full.embedded == 9 and full.full_reason == "--full"
 
 
 def test_a_new_model_or_chunking_forces_a_full_rebuild_with_a_reason(tmp_path):
@@ -99,7 +100,7 @@ def test_a_corrupt_embedding_cache_is_rebuilt_not_fatal_even_for_full_builds(tmp
     assert len(list(settings.cache_path.glob("embeddings.sqlite.corrupt-*"))) >= 1
     # The rebuilt cache serves the next build.
     write_corpus(tmp_path, {"ants.txt": "Ants farm aphids."})
-    assert build_index(settings).embedded == 1
+    assert build_index(settings).embedded == 2  # its passage, and its sentence after its title
 
 
 FIVE = {f"doc{n}.txt": f"Document {n} is about subject {n}." for n in range(5)}
@@ -144,3 +145,20 @@ def test_the_cli_refuses_in_one_line_and_allow_empty_overrides(tmp_path, capsys,
     assert len(error) == 1 and "--allow-empty" in error[0]
     assert main(["index", "build", "--force", *paths]) == 0
     assert "0 documents" in capsys.readouterr().out
+
+
+def test_a_sentence_is_embedded_after_its_documents_title_and_quoted_alone(tmp_path):
+    import numpy as np
+
+    from bot.answer import Answerer
+
+    write_corpus(tmp_path, {"cars.md": "# Porsche\n\nThe main factory is in Leipzig. It builds the Macan."})
+    settings = make_settings(tmp_path, min_confidence=-10.0, ranker_min_probability=0.0)
+    build_index(settings)
+    answerer = Answerer(settings)
+    stored = np.load(store.current_generation(settings.index_dir) / store.SENTENCE_VECTORS).astype(np.float32)
+    titled, alone = answerer.engine.embedder.embed(["Porsche: The main factory is in Leipzig.", "The main factory is in Leipzig."])
+    # (int8 activations are quantized per batch, so a text embedded in another batch differs a little)
+    assert np.max(stored @ titled) > 0.98 and np.max(stored @ titled) - np.max(stored @ alone) > 0.05, (np.max(stored @ titled), np.max(stored @ alone))
+    quote = answerer.answer("Where is the Porsche factory?").quotes[0]
+    assert quote.text.startswith("The main factory is in Leipzig.")  # the title is context, never quoted text

@@ -100,10 +100,10 @@ def test_unusable_files_raise_with_the_reason(tmp_path, content, reason):
 def test_nul_bytes_anywhere_make_a_file_binary_but_utf16_and_utf32_with_a_bom_are_text(tmp_path, encoding):
     with pytest.raises(Unreadable, match="binary"):
         read_one(tmp_path, "late.txt", b"plain text line.\n" * 1000 + b"\x00 hidden")
-    text = "Grüße aus Köln.\r\nSecond line: 3,500 €.\n"
+    text = "Grüße aus Köln\r\nSecond line: 3,500 €.\n"
     bom = "\ufeff".encode(encoding)
     document = read_one(tmp_path, f"wide-{encoding}.md", bom + text.encode(encoding))
-    assert document.text == text and document.title == "Grüße aus Köln."
+    assert document.text == text and document.title == "Grüße aus Köln"
 
 
 def test_read_document_keeps_text_exact_but_drops_a_byte_order_mark(tmp_path):
@@ -213,3 +213,10 @@ def test_reading_reports_progress_page_by_page_and_always_the_whole_size(tmp_pat
     with pytest.raises(Unreadable):
         read_document(files["bad.txt"], 10**6, reported.append)
     assert sum(reported) == 3
+
+
+def test_a_text_file_is_titled_by_its_first_line_unless_that_line_is_a_paragraph(tmp_path):
+    assert read_one(tmp_path, "guide.txt", b"Staff handbook\n\nLeave is booked in the portal.\n").title == "Staff handbook"
+    paragraph = b"Porsche is a German automobile manufacturer specializing in high-performance sports cars.\n"
+    assert read_one(tmp_path, "Porsche.txt", paragraph).title == "Porsche"  # a sentence, not a title
+    assert read_one(tmp_path, "Long.txt", b"word " * 40 + b"\n").title == "Long"  # longer than a title
