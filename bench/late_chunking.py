@@ -1,13 +1,13 @@
-"""Would sentence vectors that carry their context help the ranker? `make bench-late-chunking`.
+"""Sentence vectors with and without their context: `make bench-late-chunking`.
 
-A go/no-go measurement before any change to the index, for two kinds of context: "late", the mean
-of the sentence's tokens' vectors from one pass over its whole passage (late chunking; MiniLM reads
-up to 256 tokens, and a sentence past them keeps its own vector), and "titled", the sentence
-embedded after its article's title ("Porsche: The headquarters and main factory are ..."). On
-TyDi QA's *calib* slice (100 articles held out of the index, as `make fit-ranker` does), the
-ranker's score plus a share of the question's cosine with that vector picks the first quote; the
-share is chosen on one half of the questions and measured on the other (2-fold, both ways).
-Writes bench/results/late-chunking.json.
+On TyDi QA's *calib* slice (100 articles held out of the index, as `make fit-ranker` does), how
+often the candidate with the best cosine to the question holds the answer, for three vectors of
+each candidate sentence: "alone", the sentence by itself (index format 3); "titled", the sentence
+after its document's title, as the index embeds it since format 4 (index.build.sentence_in_context);
+and "late", the mean of the sentence's tokens' vectors from one pass over its whole passage (late
+chunking; MiniLM reads up to 256 tokens, and a sentence past them keeps its own vector). For
+"late", the ranker's score plus a share of that cosine is also tried, the share chosen on one half
+of the questions and measured on the other (2-fold, both ways). Writes bench/results/late-chunking.json.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bot.answer import Answerer  # noqa: E402
 from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from config import load_settings  # noqa: E402
 from index import store  # noqa: E402
-from index.build import SilentProgress, build_index  # noqa: E402
+from index.build import SilentProgress, build_index, sentence_in_context  # noqa: E402
 
 HOLDOUT = 100
 SHARES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
@@ -75,6 +75,7 @@ def main() -> int:
         searcher, embedder = answerer.searcher, answerer.engine.embedder
         late = late_vectors(searcher.generation, embedder)
         rows = []
+        alone: dict[int, np.ndarray] = {}
         titled: dict[int, np.ndarray] = {}
         for question in calib.questions:
             if not question.answers or question.article in held_out:
@@ -85,14 +86,16 @@ def main() -> int:
             asked = embedder.embed([question.question])[0]
             scores = answerer.ranker.scores(question.question, hits)
             fresh = [hit for hit in hits if hit.sentence_id not in titled]
-            if fresh:  # the eval corpus names each article's file by its title
-                vectors = embedder.embed([f"{Path(hit.source).stem}: {hit.text}" for hit in fresh])
-                titled.update(zip((hit.sentence_id for hit in fresh), vectors))
+            if fresh:
+                alone.update(zip((hit.sentence_id for hit in fresh), embedder.embed([hit.text for hit in fresh])))
+                contexts = [sentence_in_context(searcher.document_title(hit.document_id), hit.text) for hit in fresh]
+                titled.update(zip((hit.sentence_id for hit in fresh), embedder.embed(contexts)))
             rows.append({
                 "y": [any(gold in hit.text for gold in question.answers) for hit in hits],
                 "rank": scores.tolist(),
-                "late": [float(late[hit.sentence_id] @ asked) if hit.sentence_id in late else hit.dense for hit in hits],
-                "dense": [hit.dense for hit in hits],
+                "late": [float(late[hit.sentence_id] @ asked) if hit.sentence_id in late
+                         else float(alone[hit.sentence_id] @ asked) for hit in hits],
+                "alone": [float(alone[hit.sentence_id] @ asked) for hit in hits],
                 "titled": [float(titled[hit.sentence_id] @ asked) for hit in hits],
             })
     halves = [rows[0::2], rows[1::2]]
@@ -101,9 +104,9 @@ def main() -> int:
         "questions": len(rows),
         "best_candidate_alone": {
             name: round(float(np.mean([row["y"][int(np.argmax(row[name]))] for row in rows])), 4)
-            for name in ("dense", "late", "titled", "rank")},
+            for name in ("alone", "titled", "late", "rank")},
     }
-    for context in ("late", "titled"):
+    for context in ("late",):
         folds = []
         for chosen_on, measured_on in ((halves[0], halves[1]), (halves[1], halves[0])):
             share = max(SHARES, key=lambda s: first_quote_hits(chosen_on, s, context))
