@@ -65,8 +65,10 @@ def test_preferred_sources_rank_first_without_changing_scores(answerer):
     preferred = prefer(hits, [last.source], boost=100.0)
     assert preferred[0] == best_of_last and sorted(preferred, key=lambda hit: -hit.score) == hits
     assert prefer(hits, [], boost=100.0) == hits
-    answer = answerer.answer(QUESTION, prefer_sources=["reports/hive_31.txt"])
-    assert answer.quotes[0].source == "reports/hive_31.txt"
+    plain = answerer.answer(QUESTION)
+    runner_up = next(quote.source for quote in plain.quotes if quote.source != plain.quotes[0].source)
+    answer = answerer.answer(QUESTION, prefer_sources=[runner_up])
+    assert answer.quotes[0].source == runner_up
 
 
 def test_cli_ask_source_restricts_and_keeps_the_json_shape(many, capsys):
