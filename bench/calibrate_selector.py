@@ -21,19 +21,15 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import tempfile
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, DATA, RESULTS, set_defaults  # (also puts the project on sys.path)
+from common import DATA, held_out_index, set_defaults, write_json_results  # (also puts the project on sys.path)
 
 from bot.answer import Answerer, rank, select_quotes  # noqa: E402
-from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noqa: E402
+from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.selector import MODEL_DIR, Calibration, write_checksum  # noqa: E402
-from config import load_settings  # noqa: E402
-from index.build import SilentProgress, build_index  # noqa: E402
 from index.search import Weights  # noqa: E402
 
 HOLDOUT = 100
@@ -53,12 +49,7 @@ def main() -> int:
         return 0
     calib = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "calib")
     held_out = set(list(calib.articles)[-HOLDOUT:])
-    with tempfile.TemporaryDirectory(prefix="verbatim-calibrate-") as scratch:
-        corpus = Path(scratch) / "corpus"
-        write_eval_corpus(corpus, calib, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE,
-                                 selector=True)
-        build_index(settings, SilentProgress(), force=True)
+    with held_out_index(calib, held_out, "verbatim-calibrate-", selector=True) as settings:
         questions = [(q, q.article not in held_out) for q in calib.questions]
         best, grid = None, []
         for candidates, dense in itertools.product(CANDIDATES, PASSAGE_DENSE):
@@ -101,9 +92,7 @@ def main() -> int:
     }
     set_defaults(selector_min_probability=report["min_confidence"], selector_candidates=candidates,
                   quote_max_chars=lengths[-1]["quote_max_chars"])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "selector-calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
+    write_json_results("selector-calibration.json", report)
     return 0
 
 

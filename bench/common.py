@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +46,29 @@ def write_results(name: str, lines: list[str]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / name).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def write_json_results(name: str, report: dict) -> None:
+    """Write a benchmark's report as JSON to bench/results/NAME and print it."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+
+
+@contextmanager
+def held_out_index(eval_set, held_out: set[str], prefix: str, **overrides) -> Iterator:
+    """Settings of a fresh index of `eval_set`'s articles less `held_out`, in a scratch directory
+    removed afterwards (the project's embedding cache makes rebuilds cheap)."""
+    from bot.evaluation import write_eval_corpus
+    from config import load_settings
+    from index.build import SilentProgress, build_index
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        corpus = Path(scratch) / "corpus"
+        write_eval_corpus(corpus, eval_set, (), held_out)
+        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE, **overrides)
+        build_index(settings, SilentProgress(), force=True)
+        yield settings
 
 
 def percentile(values: list[float], percent: float) -> float:

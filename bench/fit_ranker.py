@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, DATA, RESULTS, ROOT, set_defaults  # (also puts the project on sys.path)
+from common import DATA, ROOT, held_out_index, set_defaults, write_json_results  # (also puts the project on sys.path)
 
 import gzip  # noqa: E402
 import hashlib  # noqa: E402
 
 from bot.answer import Answerer  # noqa: E402
-from bot.evaluation import EvalSet, load_eval_set, select_slice, write_eval_corpus  # noqa: E402
+from bot.evaluation import EvalSet, load_eval_set, select_slice  # noqa: E402
 from bot.ranker import FEATURES, FILES, MODEL_DIR, REFUSAL_FEATURES, features, refusal_evidence  # noqa: E402
 from bot.selector import write_checksum  # noqa: E402
-from config import load_settings  # noqa: E402
 from index.search import Hit  # noqa: E402
-from index.build import SilentProgress, build_index  # noqa: E402
 
 GROUPS = ROOT / "var" / "ranker"
 HOLDOUT = 100
@@ -63,11 +59,7 @@ def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
     if cached.exists():
         return json.loads(gzip.decompress(cached.read_bytes()))
     questions = []
-    with tempfile.TemporaryDirectory(prefix="verbatim-ranker-") as scratch:
-        corpus = Path(scratch) / "corpus"
-        write_eval_corpus(corpus, eval_set, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE, ranker=False)
-        build_index(settings, SilentProgress(), force=True)
+    with held_out_index(eval_set, held_out, "verbatim-ranker-", ranker=False) as settings:
         searcher = Answerer(settings).searcher
         passages = searcher.manifest.passages
         for number, question in enumerate(eval_set.questions):
@@ -176,16 +168,12 @@ def fit_refusal(sets: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]])
     the highest probability threshold that still answers ANSWERED of every set's in-corpus questions."""
     evidence, in_corpus, weight, which = [], [], [], []
     for name, parts in sets.items():
-        size = sum(len(np.unique(data["group"])) for data, _ in parts)
-        for data, weights in parts:
-            for g in np.unique(data["group"]):
-                members = data["group"] == g
-                rows = data["x"][members]
-                evidence.append(refusal_evidence(rows @ weights, rows))
-                in_corpus.append(float(data["in_corpus"][members][0]))
-                weight.append(1.0 / size)
-                which.append(name)
-    x, y, sample, which = np.array(evidence), np.array(in_corpus), np.array(weight), np.array(which)
+        x, y = refusal_rows(parts)
+        evidence.append(x)
+        in_corpus.append(y)
+        weight.append(np.full(len(y), 1.0 / len(y)))
+        which.append(np.full(len(y), name))
+    x, y, sample, which = (np.concatenate(column) for column in (evidence, in_corpus, weight, which))
     sample = sample / sample.sum()
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = (x - mean) / std
@@ -207,19 +195,26 @@ def fit_refusal(sets: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]])
             "calibration": per_set}
 
 
-def refusal_rates(parts: list[tuple[dict[str, np.ndarray], np.ndarray]], refusal: dict) -> dict:
-    """Corpus size, answered share of in-corpus questions and refused share of the others, at the fitted threshold."""
-    answered, refused = [], []
+def refusal_rows(parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each question's refusal_evidence (its candidates scored by its collection's weights), and
+    whether its article is in the index (1.0) or not (0.0)."""
+    evidence, in_corpus = [], []
     for data, weights in parts:
         for g in np.unique(data["group"]):
             members = data["group"] == g
             rows = data["x"][members]
-            z = refusal_evidence(rows @ weights, rows) @ refusal["refusal_weights"]
-            sure = 1 / (1 + np.exp(-(z + refusal["refusal_bias"]))) >= refusal["min_probability"]
-            (answered if data["in_corpus"][members][0] else refused).append(sure if data["in_corpus"][members][0] else not sure)
-    return {"passages": int(parts[0][0]["passages"][0]), "in_corpus": len(answered),
-            "answered": round(float(np.mean(answered)), 4), "out_of_corpus": len(refused),
-            "out_of_corpus_refused": round(float(np.mean(refused)), 4)}
+            evidence.append(refusal_evidence(rows @ weights, rows))
+            in_corpus.append(float(data["in_corpus"][members][0]))
+    return np.array(evidence), np.array(in_corpus)
+
+
+def refusal_rates(parts: list[tuple[dict[str, np.ndarray], np.ndarray]], refusal: dict) -> dict:
+    """Corpus size, answered share of in-corpus questions and refused share of the others, at the fitted threshold."""
+    x, y = refusal_rows(parts)
+    sure = 1 / (1 + np.exp(-(x @ np.asarray(refusal["refusal_weights"]) + refusal["refusal_bias"]))) >= refusal["min_probability"]
+    return {"passages": int(parts[0][0]["passages"][0]), "in_corpus": int(y.sum()),
+            "answered": round(float(np.mean(sure[y == 1])), 4), "out_of_corpus": int((y == 0).sum()),
+            "out_of_corpus_refused": round(float(np.mean(~sure[y == 0])), 4)}
 
 
 def merge(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -308,9 +303,7 @@ def main() -> int:
                 ("tydi_train_folds", out_of_fold), ("tydi_train_whole", whole_out_of_fold),
                 ("tydi_calib", [(held, weights)]), ("squad_train", [(squad_held, weights)]))},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ranker-fit.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
+    write_json_results("ranker-fit.json", report)
     return 0
 
 

@@ -12,21 +12,18 @@ of the questions and measured on the other (2-fold, both ways). Writes bench/res
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, DATA, RESULTS  # (also puts the project on sys.path)
+from common import DATA, held_out_index, write_json_results  # (also puts the project on sys.path)
 
 from bot.answer import Answerer  # noqa: E402
-from bot.evaluation import load_eval_set, select_slice, write_eval_corpus  # noqa: E402
-from config import load_settings  # noqa: E402
+from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from index import store  # noqa: E402
-from index.build import SilentProgress, build_index, sentence_in_context  # noqa: E402
+from index.build import sentence_in_context  # noqa: E402
 
 HOLDOUT = 100
 SHARES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
@@ -66,11 +63,7 @@ def main() -> int:
         return 0
     calib = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "calib")
     held_out = set(list(calib.articles)[-HOLDOUT:])
-    with tempfile.TemporaryDirectory(prefix="verbatim-late-") as scratch:
-        corpus = Path(scratch) / "corpus"
-        write_eval_corpus(corpus, calib, (), held_out)
-        settings = load_settings(corpus_dir=corpus, index_dir=Path(scratch) / "index", cache_dir=CACHE)
-        build_index(settings, SilentProgress(), force=True)
+    with held_out_index(calib, held_out, "verbatim-late-") as settings:
         answerer = Answerer(settings)
         searcher, embedder = answerer.searcher, answerer.engine.embedder
         late = late_vectors(searcher.generation, embedder)
@@ -115,9 +108,7 @@ def main() -> int:
         report[f"ranker_plus_share_of_{context}_cosine"] = {
             str(share): round(first_quote_hits(rows, share, context), 4) for share in SHARES}
         report[f"two_fold_{context}"] = folds
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "late-chunking.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
+    write_json_results("late-chunking.json", report)
     return 0
 
 
