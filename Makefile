@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -108,15 +108,16 @@ eval-ann: $(STAMP)
 	    --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --limit 800 --json \
 	    > bench/results/eval-ann-$$type$${m:+-$$m}.json && cat bench/results/eval-ann-$$type$${m:+-$$m}.json; done
 
-# The answer selector (bot/selector/): reproducible from the shared data with a fixed seed.
-train-selector: $(STAMP)
-	$(PY) bench/train_selector.py
+# The answer selector (bot/selector/): reproducible from the shared data with a fixed seed, on the
+# ranker's candidates (searched again, or reused from `make fit-ranker`'s cache in var/ranker/).
+train-selector: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_selector.py
 
-# The same two reports with the answer selector on (bench/results/eval-*-selector.json).
-eval-selector: $(STAMP)
+# The same two reports with the answer selector off: the ranker alone (bench/results/eval-*-no-selector.json).
+eval-no-selector: $(STAMP)
 	@mkdir -p bench/results
-	VERBATIM_SELECTOR=true $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-selector.json
-	VERBATIM_SELECTOR=true $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-selector.json
+	VERBATIM_SELECTOR=false $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-no-selector.json
+	VERBATIM_SELECTOR=false $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-no-selector.json
 
 # The same with the sentence ranker off: retrieval's own order and refusal (the previous default).
 eval-no-ranker: $(STAMP)
@@ -124,5 +125,6 @@ eval-no-ranker: $(STAMP)
 	VERBATIM_RANKER=false $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-no-ranker.json
 	VERBATIM_RANKER=false $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-no-ranker.json
 
-calibrate-selector: $(STAMP)
-	$(PY) bench/calibrate_selector.py
+# How the selector's logit joins the ranker's score and refusal, fitted on questions it never saw.
+calibrate-selector: $(BENCH_STAMP)
+	cd bench && ../$(PY) calibrate_selector.py

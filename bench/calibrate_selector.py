@@ -1,148 +1,139 @@
-"""Calibrate the answer selector on TyDi QA's *calib* slice (never the test slice).
+"""Fit how the answer selector joins the ranker: `make calibrate-selector`, after `make train-selector`.
 
-`make calibrate-selector` runs this after `make train-selector`. It indexes the calib
-slice less HOLDOUT articles (whose questions then have no answer in the corpus),
-asks every question, and chooses:
-- `retrieval_weight`: how much of retrieval's score joins the selector's logit when
-  ranking sentences, with how many candidate sentences the selector reads and the dense
-  share of passage ranking (the values with the best quote-hit@1; the last two are
-  reported for config/defaults.toml and index/search.py);
-- `coverage_weight`, `scale`, `offset`: a logistic model of "the first quote holds the
-  answer" over the best quote's score and its passage's coverage of the question;
-- the threshold that answers ANSWERED of the in-corpus questions
-  (`selector_min_probability` in config/defaults.toml).
-It writes bot/selector/calibration.json (and refreshes the checksums),
-selector_min_probability, selector_candidates and quote_max_chars into config/defaults.toml, and
-bench/results/selector-calibration.json.
+Fitted on questions the selector never saw: TyDi QA's train fold STACK_FOLD (its candidates
+scored by ranker weights fitted without it), TyDi's calib slice, and the SQuAD train articles
+after the first SQUAD_ARTICLES (the ranker saw those, the selector did not). It chooses
+- `selector_candidates` (how many of the ranker's best sentences the selector reads; at most
+  MAX_CANDIDATES, for speed) and `logit_weight` (how its logit joins the ranker's score): the
+  pair whose best sentence holds the answer most often on the TyDi questions;
+- the stacked refusal: a logistic model of "the question's article is in the index" over the
+  ranker's refusal probability (as log-odds) and the best read sentence's logit and its lead over the others, and
+  the threshold that answers ANSWERED of every set's in-corpus questions.
+Nothing here reads TyDi's test slice or SQuAD 2.0 dev, which every reported figure uses.
+Writes bot/selector/calibration.json (+ checksums), selector_min_probability and
+selector_candidates into config/defaults.toml, and bench/results/selector-calibration.json.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
-from dataclasses import asdict, replace
 
 import numpy as np
 
-from common import DATA, held_out_index, set_defaults, write_json_results  # (also puts the project on sys.path)
+from common import DATA, set_defaults, write_json_results  # (also puts the project on sys.path)
 
-from bot.answer import Answerer, rank, select_quotes  # noqa: E402
+from fit_ranker import (  # noqa: E402
+    FOLD_HOLDOUT, HIT_FIELDS, HOLDOUT, SQUAD_HOLDOUT, candidate_features, collect, fit_listwise, fit_refusal_on,
+    merge_all, search_candidates, train_folds,
+)
+from train_selector import SQUAD_ARTICLES, STACK_FOLD  # noqa: E402
+
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
-from bot.selector import MODEL_DIR, Calibration, write_checksum  # noqa: E402
-from index.search import Weights  # noqa: E402
+from bot.ranker import Ranker, features, refusal_evidence  # noqa: E402
+from bot.selector import MODEL_DIR, STACK_FEATURES, Calibration, Selector, pair_text, write_checksum  # noqa: E402
+from index.search import Hit  # noqa: E402
 
-HOLDOUT = 100
-ANSWERED = 0.96
-RETRIEVAL_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
-CANDIDATES = (8, 12)  # sentences the selector reads per question (fewer: faster)
-# Dense share of the passage ranking: SQuAD-era 0.4, or more for questions that paraphrase.
-PASSAGE_DENSE = (0.4, 0.7, 1.0)
-QUOTE_MAX_CHARS = (380, 340, 300, 260)
-FIRST_QUOTE_CHARS = 300
-COVERAGE_WEIGHTS = (0.0, 1.0, 2.0, 4.0)
+MAX_CANDIDATES = 4
+READ = 6  # logits computed per question, so every `candidates` up to READ can be tried
+LOGIT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def scored(collected: dict, weights: np.ndarray, selector: Selector, keep=lambda item: True) -> list[dict]:
+    """Each question's ranker scores, refusal probability and labels, with the selector's logits for
+    the ranker's READ best sentences (in the ranker's order)."""
+    ranker = Ranker.load()
+    rows = []
+    for item in filter(keep, collected["questions"]):
+        hits = [Hit(start=0, end=0, line=0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
+        x = features(item["question"], hits)
+        scores = x @ weights
+        read = np.argsort(-scores, kind="stable")[:READ]
+        logits = selector.scores(item["question"], [pair_text(item["titles"][i], hits[i].text) for i in read])
+        z = float(refusal_evidence(scores, x) @ np.asarray(ranker.refusal_weights)) + ranker.refusal_bias
+        rows.append({"scores": scores, "ranker_probability": 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))), "read": read,
+                     "logits": logits.astype(np.float64), "in_corpus": item["in_corpus"],
+                     "holds": np.array([any(g in hit.text for g in item["answers"]) for hit in hits])})
+    return rows
+
+
+def best_of(row: dict, calibration: Calibration, candidates: int) -> tuple[int, int]:
+    """The candidate the stack puts first (an index into the hits) and its place among the read."""
+    read = row["read"][:candidates]
+    logits = row["logits"][:candidates]
+    scores = calibration.rescored(row["scores"], read, logits)
+    place = int(np.argmax(scores[read]))
+    return int(read[place]), place
+
+
+def hit_rate(rows: list[dict], calibration: Calibration, candidates: int) -> float:
+    """Share of in-corpus questions whose first candidate holds the answer."""
+    return float(np.mean([row["holds"][best_of(row, calibration, candidates)[0]] for row in rows if row["in_corpus"]]))
+
+
+def stacked_evidence(rows: list[dict], calibration: Calibration, candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the stacked refusal reads for each question (Calibration.stack_evidence), and its in-corpus flag."""
+    x = [Calibration.stack_evidence(row["ranker_probability"], row["logits"][:candidates], best_of(row, calibration, candidates)[1])
+         for row in rows]
+    return np.array(x), np.array([float(row["in_corpus"]) for row in rows])
 
 
 def main() -> int:
-    if not (DATA / "tydiqa-en-train.json").exists():
-        print("shared data not found: skipping", file=sys.stderr)
+    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
+        print("skipped: shared data not found", file=sys.stderr)
         return 0
-    calib = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "calib")
-    held_out = set(list(calib.articles)[-HOLDOUT:])
-    with held_out_index(calib, held_out, "verbatim-calibrate-", selector=True) as settings:
-        questions = [(q, q.article not in held_out) for q in calib.questions]
-        best, grid = None, []
-        for candidates, dense in itertools.product(CANDIDATES, PASSAGE_DENSE):
-            settings_k = settings.model_copy(update={"selector_candidates": candidates})
-            answerer = Answerer(settings_k, Weights(passage_dense=dense))
-            for weight in RETRIEVAL_WEIGHTS:
-                answerer.selector.calibration = replace(answerer.selector.calibration, retrieval_weight=weight)
-                rows = [_row(answerer, q, in_corpus) for q, in_corpus in questions]
-                hit = float(np.mean([r["hit"] for r in rows if r["in_corpus"]]))
-                grid.append({"selector_candidates": candidates, "passage_dense": dense, "retrieval_weight": weight,
-                             "quote_hit_at_1": round(hit, 4)})
-                print(grid[-1], file=sys.stderr)
-                if best is None or hit > best[0] + 0.005:  # more candidates only when clearly better
-                    best = (hit, weight, rows, candidates, dense)
-        hit, weight, rows, candidates, dense = best
-        # The longest quotes whose mean first quote stays within FIRST_QUOTE_CHARS.
-        answerer = Answerer(settings.model_copy(update={"selector_candidates": candidates}), Weights(passage_dense=dense))
-        answerer.selector.calibration = replace(answerer.selector.calibration, retrieval_weight=weight)
-        lengths = []
-        for quote_max_chars in QUOTE_MAX_CHARS:
-            answerer.settings = answerer.settings.model_copy(update={"quote_max_chars": quote_max_chars})
-            trial = [_row(answerer, q, in_corpus) for q, in_corpus in questions]
-            mean_chars = float(np.mean([r["chars"] for r in trial if r["in_corpus"] and r["chars"]]))
-            lengths.append({"quote_max_chars": quote_max_chars, "mean_first_quote_chars": round(mean_chars, 1),
-                            "quote_hit_at_1": round(float(np.mean([r["hit"] for r in trial if r["in_corpus"]])), 4)})
-            print(lengths[-1], file=sys.stderr)
-            rows, hit = trial, lengths[-1]["quote_hit_at_1"]
-            if mean_chars <= FIRST_QUOTE_CHARS:
-                break
-    fitted = _fit_refusal(rows)
-    calibration = Calibration(retrieval_weight=weight, **fitted["calibration"])
-    (MODEL_DIR / "calibration.json").write_text(json.dumps(asdict(calibration), indent=2) + "\n", encoding="utf-8")
+    tydi = load_eval_set(DATA / "tydiqa-en-train.json")
+    folds = [search_candidates(f"tydi-train-fold{n}", part, set(list(part.articles)[-FOLD_HOLDOUT:]))
+             for n, part in enumerate(train_folds(select_slice(tydi, "train")))]
+    squad_set = load_eval_set(DATA / "squad2-train-10.json")
+    squad = collect("squad-train", squad_set, set())
+    calib = select_slice(tydi, "calib")
+    held = search_candidates("tydi-calib", calib, set(list(calib.articles)[-HOLDOUT:]))
+    squad_held = search_candidates("squad-train-holdout", squad_set, set(list(squad_set.articles)[-SQUAD_HOLDOUT:]))
+    # The stack fold's questions are scored as test questions will be: by weights that never saw them.
+    fold_weights = fit_listwise(merge_all([*(candidate_features(f) for n, f in enumerate(folds) if n != STACK_FOLD), squad]))[0]
+    weights = np.asarray(Ranker.load().weights)
+    selector = Selector(calibrated=False)
+    unseen = set(list(squad_set.articles)[SQUAD_ARTICLES:])
+    sets = {
+        "tydi": scored(folds[STACK_FOLD], fold_weights, selector) + scored(held, weights, selector),
+        "squad": scored(squad_held, weights, selector, lambda item: item["article"] in unseen),
+    }
+    grid = []
+    for candidates, weight in itertools.product(range(1, READ + 1), LOGIT_WEIGHTS):
+        calibration = Calibration(weight)
+        grid.append({"candidates": candidates, "logit_weight": weight,
+                     **{f"{name}_top_hit": round(hit_rate(rows, calibration, candidates), 4) for name, rows in sets.items()}})
+    allowed = [row for row in grid if row["candidates"] <= MAX_CANDIDATES]
+    chosen = max(allowed, key=lambda row: (row["tydi_top_hit"], -row["candidates"]))
+    candidates, calibration = chosen["candidates"], Calibration(chosen["logit_weight"])
+    refusal = fit_refusal_on({name: stacked_evidence(rows, calibration, candidates) for name, rows in sets.items()})
+    calibration = Calibration(calibration.logit_weight, tuple(round(w, 6) for w in refusal["refusal_weights"]),
+                              round(refusal["refusal_bias"], 6))
+    (MODEL_DIR / "calibration.json").write_text(json.dumps({
+        "logit_weight": calibration.logit_weight,
+        "refusal_features": list(STACK_FEATURES),
+        "refusal_weights": list(calibration.refusal_weights), "refusal_bias": calibration.refusal_bias,
+    }, indent=1) + "\n", encoding="utf-8")
     write_checksum(MODEL_DIR)
-    report = {
-        "data": f"TyDi QA English train, calib slice: {len(calib.articles)} articles, {len(questions)} questions, "
-                f"{HOLDOUT} articles held out of the index",
-        "retrieval_weight": weight, "selector_candidates": candidates, "passage_dense": dense, "calib_quote_hit_at_1": round(float(hit), 4),
-        "grid": grid, "quote_lengths": lengths,
-        **{k: v for k, v in fitted.items() if k != "calibration"}, "calibration": asdict(calibration),
-    }
-    set_defaults(selector_min_probability=report["min_confidence"], selector_candidates=candidates,
-                  quote_max_chars=lengths[-1]["quote_max_chars"])
-    write_json_results("selector-calibration.json", report)
+    set_defaults(selector_min_probability=refusal["min_probability"], selector_candidates=candidates)
+    without = grid[0]  # one candidate read at weight 0: the ranker alone
+    # The ranker's refusal logit alone, on the same sets: what the selector's logit adds.
+    alone = fit_refusal_on({name: (x[:, :1], y) for name, (x, y) in
+                            ((name, stacked_evidence(rows, calibration, candidates)) for name, rows in sets.items())})
+    write_json_results("selector-calibration.json", {
+        "data": f"TyDi QA train fold {STACK_FOLD} (never trained on; ranker weights fitted without it) and the "
+                f"calib slice ({HOLDOUT} articles held out of the index), the SQuAD 2.0 train articles after the "
+                f"first {SQUAD_ARTICLES} ({SQUAD_HOLDOUT} held out of the index)",
+        "questions": {name: len(rows) for name, rows in sets.items()},
+        "ranker_alone": {k: v for k, v in without.items() if k.endswith("top_hit")},
+        "chosen": chosen, "min_probability": refusal["min_probability"], "refusal_calibration": refusal["calibration"],
+        "refusal_calibration_ranker_alone": alone["calibration"],
+        "grid": grid,
+    })
     return 0
-
-
-def _row(answerer: Answerer, question, in_corpus: bool) -> dict:
-    # Ask with refusal off, to see every question's best quote and its evidence.
-    searcher = answerer.searcher
-    hits = searcher.search(question.question)
-    ranked = rank(question.question, hits, answerer.selector, searcher.document_title, answerer.settings, searcher.document_edges)
-    quotes = select_quotes(ranked, hits, 1, answerer.settings.quote_max_chars, searcher.document)
-    hit = bool(quotes) and any(gold in quotes[0].text for gold in question.answers)
-    best = ranked[0] if ranked else None
-    return {"in_corpus": in_corpus, "hit": hit and in_corpus, "chars": len(quotes[0].text) if quotes else 0,
-            "score": best.score if best else -20.0, "coverage": best.coverage if best else 0.0}
-
-
-def _fit_refusal(rows: list[dict]) -> dict:
-    """Choose the coverage weight that refuses most out-of-corpus questions at ANSWERED, then fit
-    a logistic model of "the first quote answers" on that evidence."""
-    in_corpus = [r for r in rows if r["in_corpus"]]
-    outside = [r for r in rows if not r["in_corpus"]]
-    best = None
-    for coverage_weight in COVERAGE_WEIGHTS:
-        evidence = lambda r: r["score"] + coverage_weight * r["coverage"]  # noqa: E731
-        threshold = float(np.quantile([evidence(r) for r in in_corpus], 1 - ANSWERED))
-        refused = float(np.mean([evidence(r) < threshold for r in outside]))
-        print(f"coverage_weight {coverage_weight}: out-of-corpus refused {refused:.4f}", file=sys.stderr)
-        if best is None or refused > best[0]:
-            best = (refused, coverage_weight, threshold)
-    refused, coverage_weight, threshold = best
-    x = np.array([r["score"] + coverage_weight * r["coverage"] for r in rows])
-    y = np.array([float(r["hit"]) for r in rows])
-    scale, offset = _logistic(x, y)
-    min_confidence = 1 / (1 + np.exp(-(scale * threshold + offset)))
-    return {
-        "calibration": {"coverage_weight": coverage_weight, "scale": round(scale, 6), "offset": round(offset, 6)},
-        "calib_answered": ANSWERED, "calib_out_of_corpus_refused": round(refused, 4),
-        "min_confidence": round(float(min_confidence), 4),
-    }
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 5000) -> tuple[float, float]:
-    """Fit p = sigmoid(a*x + b) by gradient descent on the log loss (x standardised first)."""
-    mean, std = float(x.mean()), float(x.std() or 1.0)
-    z = (x - mean) / std
-    a, b = 1.0, 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(a * z + b)))
-        a -= 0.1 * float(np.mean((p - y) * z))
-        b -= 0.1 * float(np.mean(p - y))
-    return a / std, b - a * mean / std
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.nd
 
 def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
     """The index's passage count, and each answerable question (with its article) and its retrieval
-    candidates: searched once and cached (gzipped JSON)."""
-    cached = GROUPS / f"{name}-{CODE_HASH}-4.json.gz"
+    candidates and their documents' titles: searched once and cached (gzipped JSON)."""
+    cached = GROUPS / f"{name}-{CODE_HASH}-5.json.gz"
     if cached.exists():
         return json.loads(gzip.decompress(cached.read_bytes()))
     questions = []
@@ -69,7 +69,9 @@ def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
             if hits:
                 questions.append({"number": number, "question": question.question, "answers": list(question.answers),
                                   "article": question.article, "in_corpus": question.article not in held_out,
-                                  "hits": [[_plain(getattr(hit, field)) for field in HIT_FIELDS] for hit in hits]})
+                                  "hits": [[_plain(getattr(hit, field)) for field in HIT_FIELDS] for hit in hits],
+                                  # What the answer selector reads beside each sentence.
+                                  "titles": [searcher.document_title(hit.document_id) for hit in hits]})
             if number % 200 == 0:
                 print(f"{name}: {number}/{len(eval_set.questions)}", file=sys.stderr)
     collected = {"passages": passages, "questions": questions}
@@ -166,9 +168,13 @@ def fit_refusal(sets: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]])
     """A logistic model of "the question is answered in the corpus" over refusal_evidence (each set,
     a list of collections with the ranker weights that score them, weighing the same in all), and
     the highest probability threshold that still answers ANSWERED of every set's in-corpus questions."""
+    return fit_refusal_on({name: refusal_rows(parts) for name, parts in sets.items()})
+
+
+def fit_refusal_on(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """fit_refusal over each set's (evidence rows, in-corpus flags), whatever the evidence is."""
     evidence, in_corpus, weight, which = [], [], [], []
-    for name, parts in sets.items():
-        x, y = refusal_rows(parts)
+    for name, (x, y) in sets.items():
         evidence.append(x)
         in_corpus.append(y)
         weight.append(np.full(len(y), 1.0 / len(y)))

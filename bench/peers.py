@@ -64,7 +64,7 @@ def evaluate(data: Dataset, name: str, build, ask) -> dict:
     return row
 
 
-def verbatim_build(data: Dataset, scratch: Path, selector: bool = False):
+def verbatim_build(data: Dataset, scratch: Path, selector: bool = True):
     def build():
         corpus = scratch / "corpus"
         if not corpus.exists():
@@ -141,7 +141,8 @@ def run(data: Dataset) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         rows.append(evaluate(data, "**Verbatim answer()**", verbatim_build(data, Path(scratch)), verbatim_ask))
-        rows.append(evaluate(data, "Verbatim answer(), selector on", verbatim_build(data, Path(scratch), True), verbatim_ask))
+        rows.append(evaluate(data, "Verbatim answer(), selector off (the ranker alone)", verbatim_build(data, Path(scratch), False),
+                             verbatim_ask))
     rows.append(evaluate(data, "LangChain recursive 1000/200 + FAISS", lambda: langchain_build(data), langchain_ask))
     rows.append(evaluate(data, "dense paragraphs, FAISS flat", lambda: dense_build(data),
                          lambda s, q: [data.paragraphs[i] for i in dense_ranking(s, q, 3)]))

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bot.ranker import Ranker
+import numpy as np
+
+from bot.ranker import Judgement, Ranker
 from bot.selector import Selector, pair_text
 from bot.types import Answer, Quote
 from config import Settings, load_settings
@@ -52,11 +54,11 @@ class Answerer:
         # Open the index first: a missing index should fail before any model load.
         # The selector (verified, then loaded) meanwhile loads beside the embedder.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
-        selector = Background(load_selector, self.settings)
+        self.ranker = load_ranker(self.settings)
+        # The selector re-reads the ranker's best sentences: without the ranker it has nothing to read.
+        selector = Background(load_selector, self.settings) if self.ranker else None
         self.engine = _checked_engine(self.settings, self._searcher)
-        self.selector = selector.result()
-        # The selector, when on, ranks and refuses on its own evidence.
-        self.ranker = load_ranker(self.settings) if self.selector is None else None
+        self.selector = selector.result() if selector else None
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(
@@ -75,13 +77,16 @@ class Answerer:
         hits = searcher.search(question, searcher.matching_documents(sources) if sources else None)
         # The ranker reads retrieval's own scores, for its order and its refusal alike.
         judged = self.ranker.judge(question, hits) if self.ranker else None
-        ranked = rank(question, hits, self.selector, searcher.document_title, self.settings, searcher.document_edges,
-                      judged.scores if judged else None)
+        if judged is not None and self.selector is not None:
+            judged = with_selector(self.selector, question, hits, judged, searcher.document_title,
+                                   self.settings.selector_candidates)
+        ranked = rank(question, hits, searcher.document_edges, judged.scores if judged else None,
+                      judged.boosts if judged else None)
         if prefer_sources and ranked and not ranked[0].about:
             # The boost is in retrieval's units; the ranker weighs one of those this much.
             scale = self.ranker.retrieval_weight if self.ranker else 1.0
             ranked = prefer(ranked, prefer_sources, self.settings.followup_source_boost * scale)
-        sureness = judged.probability if judged else confidence(ranked, self.selector)
+        sureness = judged.probability if judged else confidence(ranked)
         threshold = self._threshold()
         if ranked and ranked[0].about:
             sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
@@ -97,16 +102,16 @@ class Answerer:
         return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None)
 
     def _threshold(self) -> float:
-        if self.selector:
-            return self.settings.selector_min_probability
-        return self.settings.ranker_min_probability if self.ranker else self.settings.min_confidence
+        if self.ranker is None:
+            return self.settings.min_confidence
+        return self.settings.selector_min_probability if self.selector else self.settings.ranker_min_probability
 
     @property
     def confident_above(self) -> float:
         """A confidence this high is shown as sure (green in Discord): half-way from the threshold to
         certainty for a probability, 0.3 above it for retrieval's own confidence."""
         threshold = self._threshold()
-        return threshold + 0.3 if self.ranker is None and self.selector is None else (threshold + 1.0) / 2
+        return threshold + 0.3 if self.ranker is None else (threshold + 1.0) / 2
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
 
@@ -136,7 +141,7 @@ def prefer(hits: list[Hit], sources: Sequence[str], boost: float) -> list[Hit]:
     """`hits` reordered as if those from `sources` scored `boost` more; their scores (and so the
     confidence an answer is refused by) stay their own."""
     preferred = set(sources)
-    return sorted(hits, key=lambda hit: -(hit.order_key + (boost if hit.source in preferred else 0.0)))
+    return sorted(hits, key=lambda hit: -(order(hit) + (boost if hit.source in preferred else 0.0)))
 
 
 def load_selector(settings: Settings) -> Selector | None:
@@ -159,38 +164,50 @@ def _shared_ranker() -> Ranker:
     return Ranker.load()
 
 
+def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged: Judgement,
+                  title: Callable[[int], str], candidates: int) -> Judgement:
+    """The ranker's judgement with the selector's reading of its best `candidates` sentences: each
+    read one is lifted by its logit (above the lowest read), and the refusal weighs the best one's
+    logit beside the ranker's own probability. The ranker's own scores are kept: quotes widen by them."""
+    read = np.argsort(-judged.scores, kind="stable")[:candidates]
+    logits = selector.scores(question, [pair_text(title(hits[i].document_id), hits[i].text) for i in read]).astype(np.float64)
+    lifts = selector.calibration.lifts(logits)
+    boosts: list[float | None] = [None] * len(hits)
+    for index, lift in zip(read, lifts):
+        boosts[index] = float(lift)
+    best = int(np.argmax(judged.scores[read] + lifts))
+    return Judgement(judged.scores, selector.calibration.probability(judged.probability, logits, best), judged.evidence,
+                     tuple(boosts))
+
+
+def order(hit: Hit) -> float:
+    """What the answer's order follows: the ranker's score (else retrieval's) plus the selector's lift."""
+    return hit.order_key + (hit.selected or 0.0)
+
+
 def rank(
     question: str,
     hits: list[Hit],
-    selector: Selector | None,
-    title: Callable[[int], str],
-    settings: Settings,
     edges_of: Callable[[int], list[Hit]] = lambda document_id: [],
     rank_scores: Sequence[float] | None = None,
+    boosts: Sequence[float | None] | None = None,
 ) -> list[Hit]:
-    """The best retrieval candidates re-scored by the selector (its logit plus a share of the
-    retrieval score) or else ordered by the ranker's `rank_scores` (one per hit), best first;
-    retrieval's own order without either.
-    A question about the document itself ("Who wrote this?") puts its byline or title first."""
+    """The candidates ordered by the ranker's `rank_scores` plus the selector's `boosts` (one per
+    hit; None where it did not read), best first; retrieval's own order without them. A question
+    about the document itself ("Who wrote this?") puts its byline or title first."""
     if not hits:
         return hits
     ranked = hits
-    if selector is None and rank_scores is not None:
-        ranked = sorted((replace(hit, rank_score=float(score)) for hit, score in zip(hits, rank_scores)),
-                        key=lambda hit: -hit.order_key)
-    elif selector is not None:
-        candidates = hits[: settings.selector_candidates]
-        logits = selector.scores(question, [pair_text(title(hit.document_id), hit.text) for hit in candidates])
-        weight = selector.calibration.retrieval_weight
-        rescored = [replace(hit, selected=float(logit), score=float(logit) + weight * hit.score)
-                    for hit, logit in zip(candidates, logits)]
-        ranked = sorted(rescored, key=lambda hit: -hit.score)
+    if rank_scores is not None:
+        boosts = boosts if boosts is not None else [None] * len(hits)
+        ranked = sorted((replace(hit, rank_score=float(score), selected=None if lift is None else float(lift))
+                         for hit, score, lift in zip(hits, rank_scores, boosts)), key=lambda hit: -order(hit))
     about = _about_the_document(question, lambda: edges_of(ranked[0].document_id))
     if about is not None:
         # Its title and byline are what a question about the document itself asks for; they stand
-        # at its edges, which the question's words rarely retrieve and the selector never saw asked.
+        # at its edges, which the question's words rarely retrieve and no model was shown asked.
         best = ranked[0]
-        about = replace(about, score=best.score + 1.0, selected=best.selected, coverage=best.coverage, about=True)
+        about = replace(about, score=best.score + 1.0, coverage=best.coverage, about=True)
         ranked = [about, *[hit for hit in ranked if hit.sentence_id != about.sentence_id]]
     return ranked
 
@@ -229,17 +246,12 @@ def check_question(question: str, max_chars: int) -> None:
         raise BadQuestion("the question has no words to search for")
 
 
-def confidence(ranked: list[Hit], selector: Selector | None) -> float:
-    """How sure Verbatim is that the best quote answers: with the selector, its best logit
-    plus a share of retrieval's evidence, as a probability (calibrated, bench/calibrate_selector.py);
-    without it, the retrieval confidence of earlier versions (score + half coverage + best cosine).
-    (With the ranker, Ranker.probability says instead.)"""
+def confidence(ranked: list[Hit]) -> float:
+    """Retrieval's own confidence that the best quote answers (score + half coverage + best cosine),
+    used when the ranker is off (with it, its probability says instead)."""
     if not ranked:
         return 0.0
-    best = ranked[0]
-    if selector is None:
-        return best.score + 0.5 * best.coverage + max(hit.dense for hit in ranked)
-    return selector.calibration.probability(best.score, best.coverage)
+    return ranked[0].score + 0.5 * ranked[0].coverage + max(hit.dense for hit in ranked)
 
 
 def select_quotes(
@@ -274,7 +286,7 @@ def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int
     # question; a neighbour joins when the quote stays short enough to read.
     window = [hit]
     neighbours = [by_sentence.get(hit.sentence_id - 1), by_sentence.get(hit.sentence_id + 1)]
-    for neighbour in sorted((n for n in neighbours if n is not None), key=lambda n: -n.order_key):
+    for neighbour in sorted((n for n in neighbours if n is not None), key=lambda n: -order(n)):
         if neighbour.passage_id != hit.passage_id or neighbour.sentence_id in used:
             continue
         if hit.rank_score is not None and neighbour.rank_score is not None and neighbour.rank_score < hit.rank_score - margin:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +26,48 @@ MAX_TOKENS = 96
 TITLE_MAX_CHARS = 80
 
 
+# What the stacked refusal reads: the ranker's refusal logit (its probability, as log-odds), the
+# best read sentence's logit and its lead over the other read ones. The ranker's refusal was fitted
+# on three times more real questions than the selector's calibration can use, so it enters whole.
+STACK_FEATURES = ("ranker_refusal_logit", "best_logit", "logit_margin")
+
+
+def log_odds(probability: float) -> float:
+    """The log-odds of a probability, kept finite."""
+    p = min(max(probability, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """How the selector's logit and retrieval's evidence become a probability that the best quote answers
-    (fitted by bench/calibrate_selector.py on TyDi's calib slice, never on the test slice)."""
+    """How the selector's logits join the ranker's scores and refusal (fitted by
+    bench/calibrate_selector.py on questions neither model was fitted on, never on the test slice)."""
 
-    retrieval_weight: float = 2.0  # a quote's score: logit + retrieval_weight * retrieval score
-    coverage_weight: float = 0.0  # evidence: best score + coverage_weight * idf-weighted coverage
-    scale: float = 1.0
-    offset: float = 0.0
+    logit_weight: float = 1.0  # a read sentence's score: the ranker's + logit_weight * its logit
+    refusal_weights: tuple[float, ...] = ()  # over STACK_FEATURES
+    refusal_bias: float = 0.0
 
-    def probability(self, best_score: float, coverage: float) -> float:
-        """The calibrated probability that a quote with this score and coverage answers."""
-        evidence = best_score + self.coverage_weight * coverage
-        return 1.0 / (1.0 + math.exp(-(self.scale * evidence + self.offset)))
+    def lifts(self, logits: np.ndarray) -> np.ndarray:
+        """How far each read candidate rises above the ranker's score: its logit's lead over the
+        lowest read, weighed (never negative, so the read stay above those the selector did not read)."""
+        return self.logit_weight * (logits - logits.min())
+
+    def rescored(self, scores: np.ndarray, read: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The ranker's `scores` with the read candidates' (indices `read`) lifts added."""
+        rescored = scores.astype(np.float64)
+        rescored[read] += self.lifts(logits)
+        return rescored
+
+    def probability(self, ranker_probability: float, logits: np.ndarray, best: int) -> float:
+        """The probability that the read candidate at position `best` of `logits` answers."""
+        z = float(self.stack_evidence(ranker_probability, logits, best) @ np.asarray(self.refusal_weights)) + self.refusal_bias
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    @staticmethod
+    def stack_evidence(ranker_probability: float, logits: np.ndarray, best: int) -> np.ndarray:
+        """STACK_FEATURES for one question."""
+        others = np.delete(logits, best)
+        return np.array([log_odds(ranker_probability), logits[best], logits[best] - (others.max() if len(others) else 0.0)])
 
 
 class SelectorUnavailable(VerbatimError):
@@ -72,13 +100,20 @@ def verify(directory: Path, files: Sequence[str] = FILES, what: str = "answer se
 def read_calibration(directory: Path) -> Calibration:
     """The calibration stored beside the model."""
     stored = json.loads((directory / "calibration.json").read_text(encoding="utf-8"))
-    return Calibration(**{f.name: float(stored[f.name]) for f in fields(Calibration) if f.name in stored})
+    try:
+        return Calibration(float(stored["logit_weight"]),
+                           tuple(float(w) for w in stored["refusal_weights"]), float(stored["refusal_bias"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise SelectorUnavailable(f"the answer selector's calibration.json is not this version's ({error}); "
+                                  "run `make calibrate-selector`") from error
 
 
 class Selector:
-    """Scores (question, text) pairs with the trained cross-encoder; higher means more likely to answer."""
+    """Scores (question, text) pairs with the trained cross-encoder; higher means more likely to answer.
+    Verbatim reads the ranker's best few sentences with it (bot/answer.py: `with_selector`)."""
 
-    def __init__(self, directory: Path = MODEL_DIR, threads: int = 0) -> None:
+    def __init__(self, directory: Path = MODEL_DIR, threads: int = 0, calibrated: bool = True) -> None:
+        """`calibrated=False` skips calibration.json (for fitting it: bench/calibrate_selector.py)."""
         verify(directory)
         import onnxruntime
         from tokenizers import Tokenizer
@@ -93,17 +128,20 @@ class Selector:
         except Exception as error:  # onnxruntime raises its own untyped errors for bad models
             raise SelectorUnavailable(f"cannot load the answer selector: {error}") from error
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
-        self._tokenizer.enable_padding()
-        self.calibration = read_calibration(directory)
+        self.calibration = read_calibration(directory) if calibrated else Calibration()
 
     def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:
         """One logit per text."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        encodings = self._tokenizer.encode_batch([(question, text) for text in texts])
-        feed = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
-        return self._session.run(None, feed)[0].reshape(-1)
+        # One pair a run: padding a few pairs to the longest costs more than the extra runs, and
+        # encode_batch's worker threads, spinning, slow the model's own (both measured).
+        logits = []
+        for encoding in (self._tokenizer.encode(question, text) for text in texts):
+            feed = {
+                "input_ids": np.array([encoding.ids], dtype=np.int64),
+                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+                "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+            }
+            logits.append(self._session.run(None, feed)[0].reshape(-1)[0])
+        return np.array(logits, dtype=np.float32)

@@ -101,9 +101,9 @@ class Settings(BaseSettings):
     min_confidence: float = 1.51
     ranker: bool = True
     ranker_min_probability: float = Field(0.5, ge=0, le=1)
-    selector: bool = False
+    selector: bool = True
     selector_min_probability: float = Field(0.5, ge=0, le=1)
-    selector_candidates: int = Field(12, ge=1, le=100)
+    selector_candidates: int = Field(3, ge=1, le=100)
     max_file_mb: float = Field(20, gt=0)
     faiss_exact_max: int = Field(200_000, ge=0)
     faiss_nlist: int = Field(0, ge=0)

@@ -67,7 +67,8 @@ class SentenceTransformerEmbedder:
 class OnnxEmbedder:
     """Embeds texts with an ONNX export (index/onnx_export.py): no torch, no transformers."""
 
-    def __init__(self, directory: Path, threads: int = 0, files: dict[str, bytes] | None = None) -> None:
+    def __init__(self, directory: Path, threads: int = 0, files: dict[str, bytes] | None = None,
+                 spinning: bool = True) -> None:
         """Load the export in `directory`, or from `files` (name -> bytes, as a cluster worker receives them)."""
         import json
 
@@ -89,6 +90,8 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.log_severity_level = 3
+            if not spinning:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             model = files[MODEL_FILE] if MODEL_FILE in files else str(directory / MODEL_FILE)
             self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # json, tokenizers and onnxruntime each raise their own kinds

@@ -65,7 +65,8 @@ def _linked_embedder(exported: Path, generation_dir: Path) -> OnnxEmbedder:
 def query_engine(settings: Settings, generation_dir: Path, engine_name: str) -> Engine:
     """The engine that embeds questions for an index built with `engine_name`."""
     if engine_name.startswith("onnx") and settings.embedding_engine != SENTENCE_TRANSFORMERS:
-        return Engine(OnnxEmbedder(generation_dir), engine_name)
+        # A question is one short run: threads left spinning after it only slow the answer selector's.
+        return Engine(OnnxEmbedder(generation_dir, spinning=False), engine_name)
     note = "" if engine_name == SENTENCE_TRANSFORMERS else "embedding_engine is sentence-transformers"
     return Engine(load_embedder(settings.model, settings.embed_batch_chars), SENTENCE_TRANSFORMERS, note)
 
