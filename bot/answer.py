@@ -169,6 +169,8 @@ def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged
     """The ranker's judgement with the selector's reading of its best `candidates` sentences: each
     read one is lifted by its logit (above the lowest read), and the refusal weighs the best one's
     logit beside the ranker's own probability. The ranker's own scores are kept: quotes widen by them."""
+    if not hits:
+        return judged
     read = np.argsort(-judged.scores, kind="stable")[:candidates]
     logits = selector.scores(question, [pair_text(title(hits[i].document_id), hits[i].text) for i in read]).astype(np.float64)
     lifts = selector.calibration.lifts(logits)
@@ -176,8 +178,7 @@ def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged
     for index, lift in zip(read, lifts):
         boosts[index] = float(lift)
     best = int(np.argmax(judged.scores[read] + lifts))
-    return Judgement(judged.scores, selector.calibration.probability(judged.probability, logits, best), judged.evidence,
-                     tuple(boosts))
+    return Judgement(judged.scores, selector.calibration.probability(judged.probability, logits, best), tuple(boosts))
 
 
 def order(hit: Hit) -> float:

@@ -145,13 +145,11 @@ def refusal_evidence(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Judgement:
-    """The ranker's score for each candidate, its probability that the best one answers, and the
-    evidence (refusal_evidence) that probability was read from; with the selector, how much it
-    lifts each candidate it read (None for the others) and its probability instead."""
+    """The ranker's score for each candidate and its probability that the best one answers; with the
+    selector, how much it lifts each candidate it read (None for the others) and its probability instead."""
 
     scores: np.ndarray
     probability: float
-    evidence: np.ndarray
     boosts: tuple[float | None, ...] | None = None
 
 
@@ -185,9 +183,8 @@ class Ranker:
         """One score per hit, and the probability that the best of them answers the question
         (the features are read once for both)."""
         if not hits:
-            return Judgement(np.zeros(0), 0.0, np.zeros(len(REFUSAL_FEATURES)))
+            return Judgement(np.zeros(0), 0.0)
         rows = features(question, hits)
         scores = rows @ np.asarray(self.weights)
-        evidence = refusal_evidence(scores, rows)
-        z = float(evidence @ np.asarray(self.refusal_weights)) + self.refusal_bias
-        return Judgement(scores, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))), evidence)
+        z = float(refusal_evidence(scores, rows) @ np.asarray(self.refusal_weights)) + self.refusal_bias
+        return Judgement(scores, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))

@@ -43,7 +43,7 @@ class Calibration:
     """How the selector's logits join the ranker's scores and refusal (fitted by
     bench/calibrate_selector.py on questions neither model was fitted on, never on the test slice)."""
 
-    logit_weight: float = 1.0  # a read sentence's score: the ranker's + logit_weight * its logit
+    logit_weight: float = 1.0  # a read sentence's lift: logit_weight * its logit's lead over the lowest read
     refusal_weights: tuple[float, ...] = ()  # over STACK_FEATURES
     refusal_bias: float = 0.0
 

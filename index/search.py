@@ -67,7 +67,8 @@ class Hit:
     coverage: float = 0.0
     passage_dense: float = 0.0
     passage_lexical: float = 0.0
-    # The answer selector's logit, where it scored this sentence.
+    # How far the answer selector lifts this sentence above the ranker's score, where it read it
+    # (bot/answer.py: with_selector); the order follows rank_score + selected.
     selected: float | None = None
     # Put first by rule: the byline or title, for a question about the document itself.
     about: bool = False

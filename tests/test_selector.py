@@ -140,6 +140,13 @@ def test_with_the_selector_on_the_ranker_still_scores_and_the_selector_lifts_its
     assert {hit.sentence_id for hit in ranked[:2]} == {hits[i].sentence_id for i in read}
 
 
+def test_no_candidates_leave_nothing_for_the_selector_to_read(selector):
+    from bot.ranker import Judgement
+
+    empty = Judgement(np.zeros(0), 0.0)
+    assert with_selector(selector, "Anything?", [], empty, lambda document_id: "", 3) is empty
+
+
 def test_a_calibration_of_another_version_is_a_clear_error(tmp_path):
     copy = tmp_path / "selector"
     shutil.copytree(MODEL_DIR, copy)
