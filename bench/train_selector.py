@@ -186,7 +186,7 @@ def export(trained: Path, directory: Path) -> None:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--export"]:  # export a checkpoint (e.g. var/selector/trained/step-500)
+    if sys.argv[1:2] == ["--export"]:  # export a checkpoint (e.g. ../var/selector/trained/step-500, from bench/)
         export(Path(sys.argv[2]), MODEL_DIR)
         return 0
     if not (DATA / "tydiqa-en-train.json").exists() or not (DATA / "squad2-train-10.json").exists():
