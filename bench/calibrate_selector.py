@@ -18,44 +18,40 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sys
+from dataclasses import replace
 
 import numpy as np
 
 from common import DATA, set_defaults, write_json_results  # (also puts the project on sys.path)
 
 from fit_ranker import (  # noqa: E402
-    FOLD_HOLDOUT, HIT_FIELDS, HOLDOUT, SQUAD_HOLDOUT, candidate_features, collect, fit_listwise, fit_refusal_on,
-    merge_all, search_candidates, train_folds,
+    FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
+    holds_answer, merge_all, search_candidates, train_folds,
 )
 from train_selector import SQUAD_ARTICLES, STACK_FOLD  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
-from bot.ranker import Ranker, features, refusal_evidence  # noqa: E402
+from bot.ranker import Ranker  # noqa: E402
 from bot.selector import MODEL_DIR, STACK_FEATURES, Calibration, Selector, pair_text, write_checksum  # noqa: E402
-from index.search import Hit  # noqa: E402
 
 MAX_CANDIDATES = 4
 READ = 6  # logits computed per question, so every `candidates` up to READ can be tried
 LOGIT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
-def scored(collected: dict, weights: np.ndarray, selector: Selector, keep=lambda item: True) -> list[dict]:
+def scored(collected: dict, ranker: Ranker, selector: Selector, keep=lambda item: True) -> list[dict]:
     """Each question's ranker scores, refusal probability and labels, with the selector's logits for
     the ranker's READ best sentences (in the ranker's order)."""
-    ranker = Ranker.load()
     rows = []
     for item in filter(keep, collected["questions"]):
-        hits = [Hit(start=0, end=0, line=0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
-        x = features(item["question"], hits)
-        scores = x @ weights
-        read = np.argsort(-scores, kind="stable")[:READ]
+        hits = cached_hits(item)
+        judged = ranker.judge(item["question"], hits)
+        read = np.argsort(-judged.scores, kind="stable")[:READ]
         logits = selector.scores(item["question"], [pair_text(item["titles"][i], hits[i].text) for i in read])
-        z = float(refusal_evidence(scores, x) @ np.asarray(ranker.refusal_weights)) + ranker.refusal_bias
-        rows.append({"scores": scores, "ranker_probability": 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))), "read": read,
+        rows.append({"scores": judged.scores, "ranker_probability": judged.probability, "read": read,
                      "logits": logits.astype(np.float64), "in_corpus": item["in_corpus"],
-                     "holds": np.array([any(g in hit.text for g in item["answers"]) for hit in hits])})
+                     "holds": np.array(holds_answer(item, hits))})
     return rows
 
 
@@ -94,12 +90,13 @@ def main() -> int:
     squad_held = search_candidates("squad-train-holdout", squad_set, set(list(squad_set.articles)[-SQUAD_HOLDOUT:]))
     # The stack fold's questions are scored as test questions will be: by weights that never saw them.
     fold_weights = fit_listwise(merge_all([*(candidate_features(f) for n, f in enumerate(folds) if n != STACK_FOLD), squad]))[0]
-    weights = np.asarray(Ranker.load().weights)
+    ranker = Ranker.load()
+    fold_ranker = replace(ranker, weights=tuple(fold_weights))
     selector = Selector(calibrated=False)
     unseen = set(list(squad_set.articles)[SQUAD_ARTICLES:])
     sets = {
-        "tydi": scored(folds[STACK_FOLD], fold_weights, selector) + scored(held, weights, selector),
-        "squad": scored(squad_held, weights, selector, lambda item: item["article"] in unseen),
+        "tydi": scored(folds[STACK_FOLD], fold_ranker, selector) + scored(held, ranker, selector),
+        "squad": scored(squad_held, ranker, selector, lambda item: item["article"] in unseen),
     }
     grid = []
     for candidates, weight in itertools.product(range(1, READ + 1), LOGIT_WEIGHTS):
@@ -109,7 +106,8 @@ def main() -> int:
     allowed = [row for row in grid if row["candidates"] <= MAX_CANDIDATES]
     chosen = max(allowed, key=lambda row: (row["tydi_top_hit"], -row["candidates"]))
     candidates, calibration = chosen["candidates"], Calibration(chosen["logit_weight"])
-    refusal = fit_refusal_on({name: stacked_evidence(rows, calibration, candidates) for name, rows in sets.items()})
+    evidence = {name: stacked_evidence(rows, calibration, candidates) for name, rows in sets.items()}
+    refusal = fit_refusal_on(evidence)
     calibration = Calibration(calibration.logit_weight, tuple(round(w, 6) for w in refusal["refusal_weights"]),
                               round(refusal["refusal_bias"], 6))
     (MODEL_DIR / "calibration.json").write_text(json.dumps({
@@ -121,8 +119,7 @@ def main() -> int:
     set_defaults(selector_min_probability=refusal["min_probability"], selector_candidates=candidates)
     without = grid[0]  # one candidate read at weight 0: the ranker alone
     # The ranker's refusal logit alone, on the same sets: what the selector's logit adds.
-    alone = fit_refusal_on({name: (x[:, :1], y) for name, (x, y) in
-                            ((name, stacked_evidence(rows, calibration, candidates)) for name, rows in sets.items())})
+    alone = fit_refusal_on({name: (x[:, :1], y) for name, (x, y) in evidence.items()})
     write_json_results("selector-calibration.json", {
         "data": f"TyDi QA train fold {STACK_FOLD} (never trained on; ranker weights fitted without it) and the "
                 f"calib slice ({HOLDOUT} articles held out of the index), the SQuAD 2.0 train articles after the "

@@ -84,14 +84,24 @@ def _plain(value):
     return value if isinstance(value, str) else int(value) if isinstance(value, (int, np.integer)) else float(value)
 
 
+def cached_hits(item: dict) -> list[Hit]:
+    """A cached question's candidates as Hits: enough of each to compute FEATURES again."""
+    return [Hit(start=0, end=0, line=0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
+
+
+def holds_answer(item: dict, hits: list[Hit]) -> list[bool]:
+    """Which of the candidates hold one of the question's gold answers."""
+    return [any(gold in hit.text for gold in item["answers"]) for hit in hits]
+
+
 def candidate_features(collected: dict, keep=lambda item: True) -> dict[str, np.ndarray]:
     """FEATURES rows of every candidate (of the questions `keep` accepts), its label (holds a gold
     answer), question group, in-corpus flag and the number of passages in its index."""
     xs, ys, groups, in_corpus, passages = [], [], [], [], []
     for item in filter(keep, collected["questions"]):
-        hits = [Hit(start=0, end=0, line=0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
+        hits = cached_hits(item)
         xs.append(features(item["question"], hits))
-        ys.append(np.array([any(g in hit.text for g in item["answers"]) for hit in hits], dtype=np.float64))
+        ys.append(np.array(holds_answer(item, hits), dtype=np.float64))
         groups.append(np.full(len(hits), item["number"]))
         in_corpus.append(np.full(len(hits), item["in_corpus"]))
         passages.append(np.array([hit.passage_id for hit in hits]))

@@ -30,13 +30,12 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from common import DATA, RESULTS, ROOT  # noqa: E402  (also puts the project on sys.path)
 
-from fit_ranker import FOLD_HOLDOUT, HIT_FIELDS, search_candidates, train_folds  # noqa: E402
+from fit_ranker import FOLD_HOLDOUT, cached_hits, holds_answer, search_candidates, train_folds  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
 from bot.selector import MAX_TOKENS, MODEL_DIR, pair_text, write_checksum  # noqa: E402
 from index.embed import resolve_model  # noqa: E402
-from index.search import Hit  # noqa: E402
 from index.store import file_sha256  # noqa: E402
 
 WORK = ROOT / "var" / "selector"
@@ -63,9 +62,10 @@ def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True) ->
     """One group per question of `collected` (search_candidates' output) that `keep` accepts."""
     groups = []
     for item in filter(keep, collected["questions"]):
-        hits = [Hit(start=0, end=0, line=0, **dict(zip(HIT_FIELDS, values))) for values in item["hits"]]
+        hits = cached_hits(item)
         order = np.argsort(-ranker.scores(item["question"], hits), kind="stable")
-        holds = [any(gold in hits[i].text for gold in item["answers"]) for i in order]
+        held = holds_answer(item, hits)
+        holds = [held[i] for i in order]
         positives = [i for i, held in zip(order, holds) if held]
         if item["in_corpus"] and not positives:
             continue  # retrieval never found it: nothing to tell apart

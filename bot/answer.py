@@ -201,7 +201,7 @@ def rank(
     ranked = hits
     if rank_scores is not None:
         boosts = boosts if boosts is not None else [None] * len(hits)
-        ranked = sorted((replace(hit, rank_score=float(score), selected=None if lift is None else float(lift))
+        ranked = sorted((replace(hit, rank_score=float(score), selected=lift)
                          for hit, score, lift in zip(hits, rank_scores, boosts)), key=lambda hit: -order(hit))
     about = _about_the_document(question, lambda: edges_of(ranked[0].document_id))
     if about is not None:
