@@ -32,6 +32,11 @@ SHARED_CACHE = Path(tempfile.mkdtemp(prefix="verbatim-test-cache-"))
 atexit.register(shutil.rmtree, SHARED_CACHE, True)
 
 
+# Thresholds that let every question be answered, whichever of retrieval, the ranker or the
+# selector decides: for tests of what quotes look like, not of when Verbatim refuses.
+ANSWER_ALWAYS = {"min_confidence": -10.0, "ranker_min_probability": 0.0, "selector_min_probability": 0.0}
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings whose corpus and index live under tmp_path (the ONNX export is shared by the session)."""
     overrides.setdefault("cache_dir", SHARED_CACHE)

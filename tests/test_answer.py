@@ -7,7 +7,7 @@ from bot.answer import Answerer, check_question
 from index.build import build_index
 from index.search import Hit
 from index.errors import BadQuestion, IndexMismatch, IndexMissing
-from tests.conftest import make_settings, write_corpus
+from tests.conftest import ANSWER_ALWAYS, make_settings, write_corpus
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ DOCUMENT = st.builds(
 def test_every_quote_is_exactly_the_document_text_at_its_offsets(tmp_path_factory, documents, question):
     root = tmp_path_factory.mktemp("prop")
     write_corpus(root, {f"d{n}.txt": text for n, text in enumerate(documents)})
-    settings = make_settings(root, min_confidence=-10.0, ranker_min_probability=0.0, passage_max_chars=80, quote_max_chars=120)
+    settings = make_settings(root, **ANSWER_ALWAYS, passage_max_chars=80, quote_max_chars=120)
     build_index(settings)
     answer = Answerer(settings).answer(" ".join(question) + "?", top=5)
     for quote in answer.quotes:

@@ -5,7 +5,7 @@ import pytest
 from index import store
 from index.build import build_index, check_drop
 from index.errors import BuildLocked, CorpusMissing, WouldDropDocuments
-from tests.conftest import SHARED_CACHE, make_settings, settings_with_own_cache, write_corpus
+from tests.conftest import ANSWER_ALWAYS, SHARED_CACHE, make_settings, settings_with_own_cache, write_corpus
 
 TEXT = "Bees make honey in hives. Honey keeps for years.\n\nWasps do not make honey at all."
 
@@ -153,7 +153,7 @@ def test_a_sentence_is_embedded_after_its_documents_title_and_quoted_alone(tmp_p
     from bot.answer import Answerer
 
     write_corpus(tmp_path, {"cars.md": "# Porsche\n\nThe main factory is in Leipzig. It builds the Macan."})
-    settings = make_settings(tmp_path, min_confidence=-10.0, ranker_min_probability=0.0)
+    settings = make_settings(tmp_path, **ANSWER_ALWAYS)
     build_index(settings)
     answerer = Answerer(settings)
     stored = np.load(store.current_generation(settings.index_dir) / store.SENTENCE_VECTORS).astype(np.float32)

@@ -3,7 +3,7 @@ import json
 import sqlite3
 
 from bot.evaluation import load_eval_set, evaluate
-from tests.conftest import SHARED_CACHE, make_settings
+from tests.conftest import ANSWER_ALWAYS, SHARED_CACHE, make_settings
 
 SQUAD = {
     "version": "v2.0",
@@ -30,7 +30,7 @@ def test_squad_file_is_read_into_articles_and_questions(tmp_path):
 def test_evaluate_reports_every_figure(tmp_path):
     path = tmp_path / "qa.json"
     path.write_text(json.dumps(SQUAD))
-    report = evaluate(load_eval_set(path), make_settings(tmp_path, min_confidence=-10.0, ranker_min_probability=0.0), holdout_articles=1)
+    report = evaluate(load_eval_set(path), make_settings(tmp_path, **ANSWER_ALWAYS), holdout_articles=1)
     assert report.questions == 3
     assert report.quote_hit_at_1 == 1.0 and report.answered_rate == 1.0
     assert report.refused_rate_out_of_corpus is not None and report.refused_rate_unanswerable is not None
@@ -43,7 +43,7 @@ def test_jsonl_questions_use_the_given_corpus(tmp_path):
     (corpus / "etna.txt").write_text("Mount Etna is an active volcano in Sicily.")
     path = tmp_path / "qa.jsonl"
     path.write_text('{"question": "Where is Mount Etna?", "answers": ["Sicily"]}\n')
-    report = evaluate(load_eval_set(path), make_settings(tmp_path, min_confidence=-10.0, ranker_min_probability=0.0))
+    report = evaluate(load_eval_set(path), make_settings(tmp_path, **ANSWER_ALWAYS))
     assert report.questions == 1 and report.quote_hit_at_1 == 1.0
 
 
@@ -61,6 +61,6 @@ def test_eval_leaves_the_real_embedding_cache_alone_but_reuses_the_onnx_export(t
     path = tmp_path / "qa.json"
     path.write_text(json.dumps(squad))
     texts, exports = _cached_texts(), sorted(SHARED_CACHE.glob("onnx-*"))
-    evaluate(load_eval_set(path), make_settings(tmp_path, min_confidence=-10.0, ranker_min_probability=0.0))
+    evaluate(load_eval_set(path), make_settings(tmp_path, **ANSWER_ALWAYS))
     assert _cached_texts() == texts
     assert sorted(SHARED_CACHE.glob("onnx-*")) == (exports or sorted(SHARED_CACHE.glob("onnx-*")))

@@ -106,7 +106,7 @@ def test_every_sentence_is_an_exact_trimmed_span_inside_one_paragraph_with_its_l
 def test_answers_quote_exactly_and_cite_the_right_line_and_page_in_every_format(tmp_path_factory, corpus, question):
     from bot.answer import Answerer
     from index.build import build_index
-    from tests.conftest import make_settings
+    from tests.conftest import ANSWER_ALWAYS, make_settings
 
     root = tmp_path_factory.mktemp("formats")
     (root / "corpus").mkdir()
@@ -118,7 +118,7 @@ def test_answers_quote_exactly_and_cite_the_right_line_and_page_in_every_format(
             expected_text[f"d{number}.{kind}"] = read_document(CorpusFile(root / "corpus" / f"d{number}.{kind}", ""), 10**7)
         except Unreadable:
             pass
-    settings = make_settings(root, min_confidence=-10.0, ranker_min_probability=0.0, passage_max_chars=120, quote_max_chars=160)
+    settings = make_settings(root, **ANSWER_ALWAYS, passage_max_chars=120, quote_max_chars=160)
     build_index(settings)
     answer = Answerer(settings).answer(" ".join(question) + "?", top=5)
     assert answer.quotes or not expected_text
