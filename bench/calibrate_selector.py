@@ -12,10 +12,13 @@ after the first SQUAD_ARTICLES (the ranker saw those, the selector did not). It 
 Nothing here reads TyDi's test slice or SQuAD 2.0 dev, which every reported figure uses.
 Writes bot/selector/calibration.json (+ checksums), selector_min_probability and
 selector_candidates into config/defaults.toml, and bench/results/selector-calibration.json.
+`--context N` calibrates the experiment `train_selector.py --context N` trained, in its own
+directory and bench/results/selector-calibration-context-N.json, and leaves the defaults alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import sys
@@ -29,18 +32,18 @@ from fit_ranker import (  # noqa: E402
     FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
     holds_answer, merge_all, search_candidates, train_folds,
 )
-from train_selector import SQUAD_ARTICLES, STACK_FOLD  # noqa: E402
+from train_selector import SQUAD_ARTICLES, STACK_FOLD, max_tokens, model_dir, pair  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
-from bot.selector import MODEL_DIR, STACK_FEATURES, Calibration, Selector, pair_text, write_checksum  # noqa: E402
+from bot.selector import STACK_FEATURES, Calibration, Selector, write_checksum  # noqa: E402
 
 MAX_CANDIDATES = 4
 READ = 6  # logits computed per question, so every `candidates` up to READ can be tried
 LOGIT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
-def scored(collected: dict, ranker: Ranker, selector: Selector, keep=lambda item: True) -> list[dict]:
+def scored(collected: dict, ranker: Ranker, selector: Selector, keep=lambda item: True, context: int = 0) -> list[dict]:
     """Each question's ranker scores, refusal probability and labels, with the selector's logits for
     the ranker's READ best sentences (in the ranker's order)."""
     rows = []
@@ -48,7 +51,7 @@ def scored(collected: dict, ranker: Ranker, selector: Selector, keep=lambda item
         hits = cached_hits(item)
         judged = ranker.judge(item["question"], hits)
         read = np.argsort(-judged.scores, kind="stable")[:READ]
-        logits = selector.scores(item["question"], [pair_text(item["titles"][i], hits[i].text) for i in read])
+        logits = selector.scores(item["question"], [pair(item, hits, i, context) for i in read])
         rows.append({"scores": judged.scores, "ranker_probability": judged.probability, "read": read,
                      "logits": logits.astype(np.float64), "in_corpus": item["in_corpus"],
                      "holds": np.array(holds_answer(item, hits))})
@@ -77,6 +80,11 @@ def stacked_evidence(rows: list[dict], calibration: Calibration, candidates: int
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--context", type=int, default=0, metavar="N",
+                        help="calibrate the experiment trained with `train_selector.py --context N`")
+    context = parser.parse_args().context
+    directory = model_dir(context)
     if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
         print("skipped: shared data not found", file=sys.stderr)
         return 0
@@ -92,11 +100,12 @@ def main() -> int:
     fold_weights = fit_listwise(merge_all([*(candidate_features(f) for n, f in enumerate(folds) if n != STACK_FOLD), squad]))[0]
     ranker = Ranker.load()
     fold_ranker = replace(ranker, weights=tuple(fold_weights))
-    selector = Selector(calibrated=False)
+    selector = Selector(directory, calibrated=False, max_tokens=max_tokens(context))
     unseen = set(list(squad_set.articles)[SQUAD_ARTICLES:])
     sets = {
-        "tydi": scored(folds[STACK_FOLD], fold_ranker, selector) + scored(held, ranker, selector),
-        "squad": scored(squad_held, ranker, selector, lambda item: item["article"] in unseen),
+        "tydi": scored(folds[STACK_FOLD], fold_ranker, selector, context=context)
+        + scored(held, ranker, selector, context=context),
+        "squad": scored(squad_held, ranker, selector, lambda item: item["article"] in unseen, context),
     }
     grid = []
     for candidates, weight in itertools.product(range(1, READ + 1), LOGIT_WEIGHTS):
@@ -110,17 +119,18 @@ def main() -> int:
     refusal = fit_refusal_on(evidence)
     calibration = Calibration(calibration.logit_weight, tuple(round(w, 6) for w in refusal["refusal_weights"]),
                               round(refusal["refusal_bias"], 6))
-    (MODEL_DIR / "calibration.json").write_text(json.dumps({
+    (directory / "calibration.json").write_text(json.dumps({
         "logit_weight": calibration.logit_weight,
         "refusal_features": list(STACK_FEATURES),
         "refusal_weights": list(calibration.refusal_weights), "refusal_bias": calibration.refusal_bias,
     }, indent=1) + "\n", encoding="utf-8")
-    write_checksum(MODEL_DIR)
-    set_defaults(selector_min_probability=refusal["min_probability"], selector_candidates=candidates)
+    write_checksum(directory)
+    if not context:
+        set_defaults(selector_min_probability=refusal["min_probability"], selector_candidates=candidates)
     without = grid[0]  # one candidate read at weight 0: the ranker alone
     # The ranker's refusal logit alone, on the same sets: what the selector's logit adds.
     alone = fit_refusal_on({name: (x[:, :1], y) for name, (x, y) in evidence.items()})
-    write_json_results("selector-calibration.json", {
+    write_json_results(f"selector-calibration{f'-context-{context}' if context else ''}.json", {
         "data": f"TyDi QA train fold {STACK_FOLD} (never trained on; ranker weights fitted without it) and the "
                 f"calib slice ({HOLDOUT} articles held out of the index), the SQuAD 2.0 train articles after the "
                 f"first {SQUAD_ARTICLES} ({SQUAD_HOLDOUT} held out of the index)",

@@ -42,6 +42,8 @@ L2 = 1e-2
 # Retrieval's candidates are reused while the search and build that make them are unchanged; the
 # ranker's features are computed from them afresh on each run.
 CODE_HASH = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in ("index/search.py", "index/build.py", "index/load.py"))).hexdigest()[:12]
+# The text before each candidate kept, for a selector trained with context (`make try-selector-context`).
+BEFORE_CHARS = 320
 # What a candidate keeps of its Hit: enough to compute FEATURES again.
 HIT_FIELDS = ("source", "text", "score", "passage_id", "sentence_id", "document_id", "dense", "lexical", "passage",
               "coverage", "passage_dense", "passage_lexical", "order")
@@ -55,7 +57,7 @@ def collect(name: str, eval_set: EvalSet, held_out: set[str]) -> dict[str, np.nd
 def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
     """The index's passage count, and each answerable question (with its article) and its retrieval
     candidates and their documents' titles: searched once and cached (gzipped JSON)."""
-    cached = GROUPS / f"{name}-{CODE_HASH}-5.json.gz"
+    cached = GROUPS / f"{name}-{CODE_HASH}-6.json.gz"
     if cached.exists():
         return json.loads(gzip.decompress(cached.read_bytes()))
     questions = []
@@ -70,14 +72,19 @@ def search_candidates(name: str, eval_set: EvalSet, held_out: set[str]) -> dict:
                 questions.append({"number": number, "question": question.question, "answers": list(question.answers),
                                   "article": question.article, "in_corpus": question.article not in held_out,
                                   "hits": [[_plain(getattr(hit, field)) for field in HIT_FIELDS] for hit in hits],
-                                  # What the answer selector reads beside each sentence.
-                                  "titles": [searcher.document_title(hit.document_id) for hit in hits]})
+                                  # What the answer selector reads beside each sentence (or may).
+                                  "titles": [searcher.document_title(hit.document_id) for hit in hits],
+                                  "before": [text_before(searcher, hit) for hit in hits]})
             if number % 200 == 0:
                 print(f"{name}: {number}/{len(eval_set.questions)}", file=sys.stderr)
     collected = {"passages": passages, "questions": questions}
     GROUPS.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(gzip.compress(json.dumps(collected).encode("utf-8")))
     return collected
+
+
+def text_before(searcher, hit: Hit) -> str:
+    return searcher.document_text(hit.document_id)[max(0, hit.start - BEFORE_CHARS) : hit.start]
 
 
 def _plain(value):

@@ -12,12 +12,16 @@ Each question becomes a group of the candidates it will meet when answering: ret
 sentences for it (from the ranker's cached candidates, `make fit-ranker`), the best-ranked one
 that holds the answer and the GROUP - 1 best-ranked ones that don't -- what the ranker confuses
 it with. A question whose article is not in its index gives a group with no positive.
+
+`--context N` (`make try-selector-context`) trains one that also reads the last N characters before
+each sentence, into var/selector/context-N/ rather than bot/selector/ (an experiment, not shipped).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -34,7 +38,7 @@ from fit_ranker import FOLD_HOLDOUT, cached_hits, holds_answer, search_candidate
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
-from bot.selector import MAX_TOKENS, MODEL_DIR, pair_text, write_checksum  # noqa: E402
+from bot.selector import MAX_TOKENS, MODEL_DIR, context_before, pair_text, write_checksum  # noqa: E402
 from index.embed import resolve_model  # noqa: E402
 from index.store import file_sha256  # noqa: E402
 
@@ -49,6 +53,8 @@ CHECKPOINT_EVERY = 500
 # Held out of training, for fitting how the selector's logit joins the ranker's score.
 STACK_FOLD = 3
 SQUAD_ARTICLES = 6
+# A model that reads context before each sentence reads up to this many tokens of a pair.
+CONTEXT_MAX_TOKENS = 128
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,22 @@ class Group:
     positive: int  # index into candidates, -1 when none answers
 
 
-def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True) -> list[Group]:
+def pair(item: dict, hits: list, index: int, context: int = 0) -> str:
+    """What the selector reads of a cached question's candidate `index` (with `context` characters before it)."""
+    before = context_before(item["before"][index], context) if context else None
+    return pair_text(item["titles"][index], hits[index].text, before)
+
+
+def max_tokens(context: int) -> int:
+    return CONTEXT_MAX_TOKENS if context else MAX_TOKENS
+
+
+def model_dir(context: int) -> Path:
+    """Where a selector trained with `context` is written: the shipped one's without."""
+    return WORK / f"context-{context}" if context else MODEL_DIR
+
+
+def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True, context: int = 0) -> list[Group]:
     """One group per question of `collected` (search_candidates' output) that `keep` accepts."""
     groups = []
     for item in filter(keep, collected["questions"]):
@@ -71,12 +92,12 @@ def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True) ->
             continue  # retrieval never found it: nothing to tell apart
         negatives = [i for i, held in zip(order, holds) if not held][: GROUP - (1 if positives else 0)]
         chosen = positives[:1] + negatives
-        texts = tuple(pair_text(item["titles"][i], hits[i].text) for i in chosen)
+        texts = tuple(pair(item, hits, i, context) for i in chosen)
         groups.append(Group(item["question"], texts, 0 if positives else -1))
     return groups
 
 
-def mine_groups() -> list[Group]:
+def mine_groups(context: int = 0) -> list[Group]:
     """The training groups: TyDi's train folds but STACK_FOLD, and the first SQUAD_ARTICLES of SQuAD train."""
     ranker = Ranker.load()
     tydi = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "train")
@@ -84,22 +105,22 @@ def mine_groups() -> list[Group]:
     for number, part in enumerate(train_folds(tydi)):
         if number != STACK_FOLD:
             collected = search_candidates(f"tydi-train-fold{number}", part, set(list(part.articles)[-FOLD_HOLDOUT:]))
-            groups += candidate_groups(collected, ranker)
+            groups += candidate_groups(collected, ranker, context=context)
     squad = load_eval_set(DATA / "squad2-train-10.json")
     trained_on = set(list(squad.articles)[:SQUAD_ARTICLES])
     groups += candidate_groups(search_candidates("squad-train", squad, set()), ranker,
-                               lambda item: item["article"] in trained_on)
+                               lambda item: item["article"] in trained_on, context)
     return groups
 
 
-def train(groups: list[Group], output: Path) -> dict:
+def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS) -> dict:
     """Fine-tune the cut MiniLM as a cross-encoder: pointwise BCE plus a listwise loss per group."""
     import torch
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
-    encoder = CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, max_length=MAX_TOKENS)
+    encoder = CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, max_length=max_length)
     model, tokenizer = encoder.model, encoder.tokenizer
     model.bert.encoder.layer = model.bert.encoder.layer[:LAYERS]
     model.config.num_hidden_layers = LAYERS
@@ -121,7 +142,7 @@ def train(groups: list[Group], output: Path) -> dict:
             candidates = [c for g in batch for c in g.candidates]
             labels = torch.tensor([float(i == g.positive) for g in batch for i in range(len(g.candidates))])
             encoded = tokenizer(questions, candidates, padding=True, truncation="only_second",
-                                max_length=MAX_TOKENS, return_tensors="pt")
+                                max_length=max_length, return_tensors="pt")
             logits = model(**encoded).logits.squeeze(-1)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
             position = 0
@@ -186,22 +207,30 @@ def export(trained: Path, directory: Path) -> None:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--export"]:  # export a checkpoint (e.g. ../var/selector/trained/step-500, from bench/)
-        export(Path(sys.argv[2]), MODEL_DIR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export", type=Path, metavar="CHECKPOINT",
+                        help="only export a checkpoint (e.g. ../var/selector/trained/step-500, from bench/)")
+    parser.add_argument("--context", type=int, default=0, metavar="N",
+                        help="train a selector that reads N characters before each sentence (an experiment)")
+    arguments = parser.parse_args()
+    output = model_dir(arguments.context)
+    if arguments.export:
+        export(arguments.export, output)
         return 0
     if not (DATA / "tydiqa-en-train.json").exists() or not (DATA / "squad2-train-10.json").exists():
         print("shared data not found: skipping", file=sys.stderr)
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
-    groups = mine_groups()
+    groups = mine_groups(arguments.context)
     stats = {"seed": SEED, "layers": LAYERS, "epochs": EPOCHS, "groups": len(groups),
              "groups_without_answer": sum(g.positive < 0 for g in groups), "pairs": sum(len(g.candidates) for g in groups)}
     print(json.dumps(stats), file=sys.stderr)
-    stats |= train(groups, WORK / "trained")
-    export(WORK / "trained", MODEL_DIR)
-    stats["model_sha256"] = file_sha256(MODEL_DIR / "model.onnx")
+    suffix = f"-context-{arguments.context}" if arguments.context else ""
+    stats |= train(groups, WORK / f"trained{suffix}", max_tokens(arguments.context))
+    export(WORK / f"trained{suffix}", output)
+    stats["model_sha256"] = file_sha256(output / "model.onnx")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "selector-training.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"selector-training{suffix}.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(stats), file=sys.stderr)
     return 0
 

@@ -74,10 +74,22 @@ class SelectorUnavailable(VerbatimError):
     """The selector model is missing or its files don't match their checksums."""
 
 
-def pair_text(title: str, sentence: str) -> str:
-    """What the selector reads beside the question: the document's title, then the sentence."""
+def pair_text(title: str, sentence: str, before: str | None = None) -> str:
+    """What the selector reads beside the question: the document's title, then the sentence. A model
+    trained with context (`make try-selector-context`) reads `before` between them (context_before)."""
     title = " ".join(title.split())[:TITLE_MAX_CHARS]
+    if before is not None:
+        return f"{title} | {before} || {sentence}"
     return f"{title} | {sentence}" if title else sentence
+
+
+def context_before(text_before: str, chars: int) -> str:
+    """The end of the text before a sentence, at most `chars` of it from a word's start, its
+    whitespace read as single spaces."""
+    before = text_before[-chars:] if len(text_before) > chars else text_before
+    if len(before) == chars and not before[0].isspace():
+        before = before.partition(" ")[2]  # it began mid-word
+    return " ".join(before.split())
 
 
 def write_checksum(directory: Path, files: Sequence[str] = FILES) -> None:
@@ -112,7 +124,8 @@ class Selector:
     """Scores (question, text) pairs with the trained cross-encoder; higher means more likely to answer.
     Verbatim reads the ranker's best few sentences with it (bot/answer.py: `with_selector`)."""
 
-    def __init__(self, directory: Path = MODEL_DIR, threads: int = 0, calibrated: bool = True) -> None:
+    def __init__(self, directory: Path = MODEL_DIR, threads: int = 0, calibrated: bool = True,
+                 max_tokens: int = MAX_TOKENS) -> None:
         """`calibrated=False` skips calibration.json (for fitting it: bench/calibrate_selector.py)."""
         verify(directory)
         import onnxruntime
@@ -127,7 +140,7 @@ class Selector:
             self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         except Exception as error:  # onnxruntime raises its own untyped errors for bad models
             raise SelectorUnavailable(f"cannot load the answer selector: {error}") from error
-        self._tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
+        self._tokenizer.enable_truncation(max_length=max_tokens, strategy="only_second")
         self.calibration = read_calibration(directory) if calibrated else Calibration()
 
     def scores(self, question: str, texts: Sequence[str]) -> np.ndarray:

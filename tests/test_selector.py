@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from bot.answer import Answerer, rank, with_selector
-from bot.selector import MODEL_DIR, Calibration, Selector, SelectorUnavailable, pair_text, verify, write_checksum
+from bot.selector import (
+    MODEL_DIR, Calibration, Selector, SelectorUnavailable, context_before, pair_text, verify, write_checksum,
+)
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus
 
@@ -31,6 +33,16 @@ def test_the_selector_prefers_the_sentence_that_answers(selector):
     topical = pair_text("Gaza", "Pakistan's army has long been involved in the politics of Gaza and the region.")
     scores = selector.scores(question, [topical, answering])
     assert scores[1] > scores[0]
+
+
+def test_context_is_the_end_of_the_text_before_a_sentence_from_a_word_start():
+    before = "Intro.\n\n" + "abcdefg " * 40 + "Acme is a   bakery\nin Leeds. "
+    context = context_before(before, 160)
+    assert context.endswith("abcdefg Acme is a bakery in Leeds.")  # its whitespace read as single spaces
+    assert len(context) < 160 and context.startswith("abcdefg ")  # cut at a word's start
+    assert pair_text("Acme", "It was founded in 1931.", context) == f"Acme | {context} || It was founded in 1931."
+    # The shipped selector reads no context: the title, then the sentence.
+    assert pair_text("Acme", "It was founded in 1931.") == "Acme | It was founded in 1931."
 
 
 def test_a_selector_file_that_does_not_match_its_checksum_is_refused(tmp_path):
