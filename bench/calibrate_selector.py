@@ -32,7 +32,7 @@ from fit_ranker import (  # noqa: E402
     FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
     holds_answer, merge_all, search_candidates, train_folds,
 )
-from train_selector import SQUAD_ARTICLES, STACK_FOLD, max_tokens, model_dir, pair  # noqa: E402
+from train_selector import SQUAD_ARTICLES, STACK_FOLD, max_tokens, model_dir, pair, results_suffix  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> int:
     without = grid[0]  # one candidate read at weight 0: the ranker alone
     # The ranker's refusal logit alone, on the same sets: what the selector's logit adds.
     alone = fit_refusal_on({name: (x[:, :1], y) for name, (x, y) in evidence.items()})
-    write_json_results(f"selector-calibration{f'-context-{context}' if context else ''}.json", {
+    write_json_results(f"selector-calibration{results_suffix(context)}.json", {
         "data": f"TyDi QA train fold {STACK_FOLD} (never trained on; ranker weights fitted without it) and the "
                 f"calib slice ({HOLDOUT} articles held out of the index), the SQuAD 2.0 train articles after the "
                 f"first {SQUAD_ARTICLES} ({SQUAD_HOLDOUT} held out of the index)",

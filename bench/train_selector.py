@@ -79,6 +79,11 @@ def model_dir(context: int) -> Path:
     return WORK / f"context-{context}" if context else MODEL_DIR
 
 
+def results_suffix(context: int) -> str:
+    """What names the results files of a selector trained with `context` (nothing for the shipped one)."""
+    return f"-context-{context}" if context else ""
+
+
 def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True, context: int = 0) -> list[Group]:
     """One group per question of `collected` (search_candidates' output) that `keep` accepts."""
     groups = []
@@ -225,7 +230,7 @@ def main() -> int:
     stats = {"seed": SEED, "layers": LAYERS, "epochs": EPOCHS, "groups": len(groups),
              "groups_without_answer": sum(g.positive < 0 for g in groups), "pairs": sum(len(g.candidates) for g in groups)}
     print(json.dumps(stats), file=sys.stderr)
-    suffix = f"-context-{arguments.context}" if arguments.context else ""
+    suffix = results_suffix(arguments.context)
     stats |= train(groups, WORK / f"trained{suffix}", max_tokens(arguments.context))
     export(WORK / f"trained{suffix}", output)
     stats["model_sha256"] = file_sha256(output / "model.onnx")

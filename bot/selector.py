@@ -86,7 +86,7 @@ def pair_text(title: str, sentence: str, before: str | None = None) -> str:
 def context_before(text_before: str, chars: int) -> str:
     """The end of the text before a sentence, at most `chars` of it from a word's start, its
     whitespace read as single spaces."""
-    before = text_before[-chars:] if len(text_before) > chars else text_before
+    before = text_before[-chars:]
     if len(before) == chars and not before[0].isspace():
         before = before.partition(" ")[2]  # it began mid-word
     return " ".join(before.split())
