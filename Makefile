@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -113,10 +113,15 @@ eval-ann: $(STAMP)
 train-selector: $(BENCH_STAMP)
 	cd bench && ../$(PY) train_selector.py
 
-# An experiment, not shipped: a selector that also reads the 160 characters before each sentence,
-# trained and calibrated as the shipped one (var/selector/context-160/, bench/results/selector-*-context-160.json).
+# An experiment, not shipped: a 4-layer selector that also reads the 160 characters before each sentence,
+# trained and calibrated as the shipped one (var/selector/context-160-layers-4/, bench/results/selector-*-context-160-layers-4.json).
 try-selector-context: $(BENCH_STAMP)
-	cd bench && ../$(PY) train_selector.py --context 160 && ../$(PY) calibrate_selector.py --context 160
+	cd bench && ../$(PY) train_selector.py --context 160 --layers 4 && ../$(PY) calibrate_selector.py --context 160 --layers 4
+
+# The shipped selector before 2026-12-03's third run, for comparison: MiniLM cut to its first 4
+# layers, trained and calibrated as the shipped one (var/selector/layers-4/, bench/results/selector-*-layers-4.json).
+try-selector-layers: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_selector.py --layers 4 && ../$(PY) calibrate_selector.py --layers 4
 
 # The same two reports with the answer selector off: the ranker alone (bench/results/eval-*-no-selector.json).
 eval-no-selector: $(STAMP)

@@ -12,8 +12,8 @@ after the first SQUAD_ARTICLES (the ranker saw those, the selector did not). It 
 Nothing here reads TyDi's test slice or SQuAD 2.0 dev, which every reported figure uses.
 Writes bot/selector/calibration.json (+ checksums), selector_min_probability and
 selector_candidates into config/defaults.toml, and bench/results/selector-calibration.json.
-`--context N` calibrates the experiment `train_selector.py --context N` trained, in its own
-directory and bench/results/selector-calibration-context-N.json, and leaves the defaults alone.
+`--context N` / `--layers N` calibrate the experiment `train_selector.py` trained with the same
+flags, in its own directory and bench/results/selector-calibration-<variant>.json, and leave the defaults alone.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from fit_ranker import (  # noqa: E402
     FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
     holds_answer, merge_all, search_candidates, train_folds,
 )
-from train_selector import SQUAD_ARTICLES, STACK_FOLD, max_tokens, model_dir, pair, results_suffix  # noqa: E402
+from train_selector import LAYERS, SQUAD_ARTICLES, STACK_FOLD, Variant, pair  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
@@ -83,8 +83,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--context", type=int, default=0, metavar="N",
                         help="calibrate the experiment trained with `train_selector.py --context N`")
-    context = parser.parse_args().context
-    directory = model_dir(context)
+    parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
+                        help="calibrate the experiment trained with `train_selector.py --layers N`")
+    arguments = parser.parse_args()
+    variant = Variant(arguments.context, arguments.layers)
+    context, directory = variant.context, variant.directory
     if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
         print("skipped: shared data not found", file=sys.stderr)
         return 0
@@ -100,7 +103,7 @@ def main() -> int:
     fold_weights = fit_listwise(merge_all([*(candidate_features(f) for n, f in enumerate(folds) if n != STACK_FOLD), squad]))[0]
     ranker = Ranker.load()
     fold_ranker = replace(ranker, weights=tuple(fold_weights))
-    selector = Selector(directory, calibrated=False, max_tokens=max_tokens(context))
+    selector = Selector(directory, calibrated=False, max_tokens=variant.max_tokens)
     unseen = set(list(squad_set.articles)[SQUAD_ARTICLES:])
     sets = {
         "tydi": scored(folds[STACK_FOLD], fold_ranker, selector, context=context)
@@ -125,12 +128,12 @@ def main() -> int:
         "refusal_weights": list(calibration.refusal_weights), "refusal_bias": calibration.refusal_bias,
     }, indent=1) + "\n", encoding="utf-8")
     write_checksum(directory)
-    if not context:
+    if variant == Variant():
         set_defaults(selector_min_probability=refusal["min_probability"], selector_candidates=candidates)
     without = grid[0]  # one candidate read at weight 0: the ranker alone
     # The ranker's refusal logit alone, on the same sets: what the selector's logit adds.
     alone = fit_refusal_on({name: (x[:, :1], y) for name, (x, y) in evidence.items()})
-    write_json_results(f"selector-calibration{results_suffix(context)}.json", {
+    write_json_results(f"selector-calibration{variant.suffix}.json", {
         "data": f"TyDi QA train fold {STACK_FOLD} (never trained on; ranker weights fitted without it) and the "
                 f"calib slice ({HOLDOUT} articles held out of the index), the SQuAD 2.0 train articles after the "
                 f"first {SQUAD_ARTICLES} ({SQUAD_HOLDOUT} held out of the index)",

@@ -13,8 +13,9 @@ sentences for it (from the ranker's cached candidates, `make fit-ranker`), the b
 that holds the answer and the GROUP - 1 best-ranked ones that don't -- what the ranker confuses
 it with. A question whose article is not in its index gives a group with no positive.
 
+Experiments (a `Variant`), written to var/selector/<variant>/ rather than bot/selector/ and not shipped:
 `--context N` (`make try-selector-context`) trains one that also reads the last N characters before
-each sentence, into var/selector/context-N/ rather than bot/selector/ (an experiment, not shipped).
+each sentence; `--layers N` (`make try-selector-layers`: 4) keeps the first N of MiniLM's 6 layers.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from index.store import file_sha256  # noqa: E402
 
 WORK = ROOT / "var" / "selector"
 SEED = 13
-LAYERS = 4
+LAYERS = 6  # all of them: 4 measured worse (make try-selector-layers)
 GROUP = 6  # candidates per question: the positive and five of the ranker's best negatives
 GROUPS_PER_STEP = 4
 LEARNING_RATE = 5e-5
@@ -70,18 +71,26 @@ def pair(item: dict, hits: list, index: int, context: int = 0) -> str:
     return pair_text(item["titles"][index], hits[index].text, before)
 
 
-def max_tokens(context: int) -> int:
-    return CONTEXT_MAX_TOKENS if context else MAX_TOKENS
+@dataclass(frozen=True)
+class Variant:
+    """An experiment's departure from the shipped selector (the default is the shipped one)."""
 
+    context: int = 0  # characters before each sentence it also reads
+    layers: int = LAYERS  # of MiniLM's 6 transformer layers, the first this many
 
-def model_dir(context: int) -> Path:
-    """Where a selector trained with `context` is written: the shipped one's without."""
-    return WORK / f"context-{context}" if context else MODEL_DIR
+    @property
+    def suffix(self) -> str:
+        """What names its results files and work directories (nothing for the shipped one)."""
+        return (f"-context-{self.context}" if self.context else "") + (f"-layers-{self.layers}" if self.layers != LAYERS else "")
 
+    @property
+    def directory(self) -> Path:
+        """Where it is written: bot/selector/ for the shipped one, var/selector/<suffix>/ for an experiment."""
+        return WORK / self.suffix.lstrip("-") if self.suffix else MODEL_DIR
 
-def results_suffix(context: int) -> str:
-    """What names the results files of a selector trained with `context` (nothing for the shipped one)."""
-    return f"-context-{context}" if context else ""
+    @property
+    def max_tokens(self) -> int:
+        return CONTEXT_MAX_TOKENS if self.context else MAX_TOKENS
 
 
 def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True, context: int = 0) -> list[Group]:
@@ -118,7 +127,7 @@ def mine_groups(context: int = 0) -> list[Group]:
     return groups
 
 
-def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS) -> dict:
+def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS, layers: int = LAYERS) -> dict:
     """Fine-tune the cut MiniLM as a cross-encoder: pointwise BCE plus a listwise loss per group."""
     import torch
     from sentence_transformers import CrossEncoder
@@ -127,8 +136,8 @@ def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS) -> di
     torch.set_num_threads(2)
     encoder = CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, max_length=max_length)
     model, tokenizer = encoder.model, encoder.tokenizer
-    model.bert.encoder.layer = model.bert.encoder.layer[:LAYERS]
-    model.config.num_hidden_layers = LAYERS
+    model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
     steps = EPOCHS * (len(groups) // GROUPS_PER_STEP)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
     warmup = max(1, steps // 10)
@@ -217,8 +226,11 @@ def main() -> int:
                         help="only export a checkpoint (e.g. ../var/selector/trained/step-500, from bench/)")
     parser.add_argument("--context", type=int, default=0, metavar="N",
                         help="train a selector that reads N characters before each sentence (an experiment)")
+    parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
+                        help="keep the first N of MiniLM's 6 layers (an experiment)")
     arguments = parser.parse_args()
-    output = model_dir(arguments.context)
+    variant = Variant(arguments.context, arguments.layers)
+    output = variant.directory
     if arguments.export:
         export(arguments.export, output)
         return 0
@@ -226,16 +238,16 @@ def main() -> int:
         print("shared data not found: skipping", file=sys.stderr)
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
-    groups = mine_groups(arguments.context)
-    stats = {"seed": SEED, "layers": LAYERS, "epochs": EPOCHS, "groups": len(groups),
+    groups = mine_groups(variant.context)
+    stats = {"seed": SEED, "layers": variant.layers, "epochs": EPOCHS, "groups": len(groups),
              "groups_without_answer": sum(g.positive < 0 for g in groups), "pairs": sum(len(g.candidates) for g in groups)}
     print(json.dumps(stats), file=sys.stderr)
-    suffix = results_suffix(arguments.context)
-    stats |= train(groups, WORK / f"trained{suffix}", max_tokens(arguments.context))
-    export(WORK / f"trained{suffix}", output)
+    trained = WORK / f"trained{variant.suffix}"
+    stats |= train(groups, trained, variant.max_tokens, variant.layers)
+    export(trained, output)
     stats["model_sha256"] = file_sha256(output / "model.onnx")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"selector-training{suffix}.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"selector-training{variant.suffix}.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(stats), file=sys.stderr)
     return 0
 

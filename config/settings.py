@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     ranker_min_probability: float = Field(0.5, ge=0, le=1)
     selector: bool = True
     selector_min_probability: float = Field(0.5, ge=0, le=1)
-    selector_candidates: int = Field(4, ge=1, le=100)
+    selector_candidates: int = Field(3, ge=1, le=100)
     max_file_mb: float = Field(20, gt=0)
     faiss_exact_max: int = Field(200_000, ge=0)
     faiss_nlist: int = Field(0, ge=0)
