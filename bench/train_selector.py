@@ -41,6 +41,7 @@ from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
 from bot.selector import MAX_TOKENS, MODEL_DIR, context_before, pair_text, write_checksum  # noqa: E402
 from index.embed import resolve_model  # noqa: E402
+from index.onnx_export import preoptimize  # noqa: E402
 from index.store import file_sha256  # noqa: E402
 
 WORK = ROOT / "var" / "selector"
@@ -188,7 +189,7 @@ def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS, layer
 
 
 def export(trained: Path, directory: Path) -> None:
-    """ONNX (one logit per pair), quantized to int8, with the tokenizer, into `directory`."""
+    """ONNX (one logit per pair), quantized to int8 and pre-optimized, with the tokenizer, into `directory`."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -213,6 +214,7 @@ def export(trained: Path, directory: Path) -> None:
                           output_names=["logits"], dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}},
                           opset_version=17, dynamo=False)
     quantize_dynamic(str(fp32), str(directory / "model.onnx"), weight_type=QuantType.QInt8)
+    preoptimize(directory / "model.onnx")
     tokenizer.backend_tokenizer.save(str(directory / "tokenizer.json"))
     calibration = directory / "calibration.json"
     if not calibration.exists():  # until `make calibrate-selector` fits it, loading says to run that

@@ -94,10 +94,13 @@ def _cached_export(settings: Settings) -> Path:
 
 
 def _export_key(settings: Settings) -> str:
-    # The export changes when the model's files, the quantization or torch change.
+    # The export changes when the model's files, the quantization, torch or onnxruntime (which
+    # optimizes the graph it holds: onnx_export.preoptimize) change.
     from importlib.metadata import version
 
-    digest = hashlib.sha256(f"{settings.model}|{settings.onnx_int8}|{version('torch')}".encode())
+    digest = hashlib.sha256(
+        f"{settings.model}|{settings.onnx_int8}|{version('torch')}|{version('onnxruntime')}|preoptimized".encode()
+    )
     location = Path(resolve_model(settings.model))
     if location.is_dir():
         for path in sorted(location.rglob("*")):
