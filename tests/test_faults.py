@@ -95,6 +95,19 @@ def test_every_command_answers_or_fails_in_one_line(built, tmp_path):
     assert_contract(run(["no-such-command"], tmp_path), 2)
 
 
+def test_the_command_skips_teardown_but_not_its_output_or_exit_handlers(built, tmp_path):
+    # `verbatim` ends with os._exit (bot.cli.run): what is printed and what atexit promised
+    # (a cluster's shutdown, say) must both still happen.
+    marker = tmp_path / "exit-handler-ran"
+    program = (f"import atexit, pathlib, sys; atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes'); "
+               "from bot.cli import run; run()")
+    # Buffered, as a user's pipe is (an empty PYTHONUNBUFFERED is unset), so a lost flush shows.
+    result = run([*index_options(built), "ask", QUESTION], tmp_path, {"PYTHONUNBUFFERED": ""},
+                 python=[sys.executable, "-c", program])
+    assert_contract(result, 0)
+    assert "3,500 troops" in result.stdout.decode() and marker.read_text() == "yes"
+
+
 # --- 1. questions that aren't UTF-8 ---------------------------------------------------
 
 
