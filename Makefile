@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -122,6 +122,11 @@ try-selector-context: $(BENCH_STAMP)
 # layers, trained and calibrated as the shipped one (var/selector/layers-4/, bench/results/selector-*-layers-4.json).
 try-selector-layers: $(BENCH_STAMP)
 	cd bench && ../$(PY) train_selector.py --layers 4 && ../$(PY) calibrate_selector.py --layers 4
+
+# An experiment: the shipped selector trained for 3 epochs instead of 2
+# (var/selector/epochs-3/, bench/results/selector-*-epochs-3.json).
+try-selector-epochs: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_selector.py --epochs 3 && ../$(PY) calibrate_selector.py --epochs 3
 
 # The same two reports with the answer selector off: the ranker alone (bench/results/eval-*-no-selector.json).
 eval-no-selector: $(STAMP)

@@ -12,7 +12,7 @@ after the first SQUAD_ARTICLES (the ranker saw those, the selector did not). It 
 Nothing here reads TyDi's test slice or SQuAD 2.0 dev, which every reported figure uses.
 Writes bot/selector/calibration.json (+ checksums), selector_min_probability and
 selector_candidates into config/defaults.toml, and bench/results/selector-calibration.json.
-`--context N` / `--layers N` calibrate the experiment `train_selector.py` trained with the same
+`--context N`, `--layers N` and `--epochs N` calibrate the experiment `train_selector.py` trained with the same
 flags, in its own directory and bench/results/selector-calibration-<variant>.json, and leave the defaults alone.
 """
 
@@ -32,7 +32,7 @@ from fit_ranker import (  # noqa: E402
     FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
     holds_answer, merge_all, search_candidates, train_folds,
 )
-from train_selector import LAYERS, SQUAD_ARTICLES, STACK_FOLD, Variant, pair  # noqa: E402
+from train_selector import EPOCHS, LAYERS, SQUAD_ARTICLES, STACK_FOLD, Variant, pair  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
@@ -85,8 +85,10 @@ def main() -> int:
                         help="calibrate the experiment trained with `train_selector.py --context N`")
     parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
                         help="calibrate the experiment trained with `train_selector.py --layers N`")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="N",
+                        help="calibrate the experiment trained with `train_selector.py --epochs N`")
     arguments = parser.parse_args()
-    variant = Variant(arguments.context, arguments.layers)
+    variant = Variant(arguments.context, arguments.layers, arguments.epochs)
     context, directory = variant.context, variant.directory
     if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
         print("skipped: shared data not found", file=sys.stderr)

@@ -15,7 +15,8 @@ it with. A question whose article is not in its index gives a group with no posi
 
 Experiments (a `Variant`), written to var/selector/<variant>/ rather than bot/selector/ and not shipped:
 `--context N` (`make try-selector-context`) trains one that also reads the last N characters before
-each sentence; `--layers N` (`make try-selector-layers`: 4) keeps the first N of MiniLM's 6 layers.
+each sentence; `--layers N` (`make try-selector-layers`: 4) keeps the first N of MiniLM's 6 layers;
+`--epochs N` (`make try-selector-epochs`: 3) trains longer.
 """
 
 from __future__ import annotations
@@ -78,11 +79,13 @@ class Variant:
 
     context: int = 0  # characters before each sentence it also reads
     layers: int = LAYERS  # of MiniLM's 6 transformer layers, the first this many
+    epochs: int = EPOCHS
 
     @property
     def suffix(self) -> str:
         """What names its results files and work directories (nothing for the shipped one)."""
-        return (f"-context-{self.context}" if self.context else "") + (f"-layers-{self.layers}" if self.layers != LAYERS else "")
+        return ((f"-context-{self.context}" if self.context else "") + (f"-layers-{self.layers}" if self.layers != LAYERS else "")
+                + (f"-epochs-{self.epochs}" if self.epochs != EPOCHS else ""))
 
     @property
     def directory(self) -> Path:
@@ -128,18 +131,19 @@ def mine_groups(context: int = 0) -> list[Group]:
     return groups
 
 
-def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS, layers: int = LAYERS) -> dict:
+def train(groups: list[Group], output: Path, variant: Variant = Variant()) -> dict:
     """Fine-tune the cut MiniLM as a cross-encoder: pointwise BCE plus a listwise loss per group."""
     import torch
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
+    max_length = variant.max_tokens
     encoder = CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, max_length=max_length)
     model, tokenizer = encoder.model, encoder.tokenizer
-    model.bert.encoder.layer = model.bert.encoder.layer[:layers]
-    model.config.num_hidden_layers = layers
-    steps = EPOCHS * (len(groups) // GROUPS_PER_STEP)
+    model.bert.encoder.layer = model.bert.encoder.layer[:variant.layers]
+    model.config.num_hidden_layers = variant.layers
+    steps = variant.epochs * (len(groups) // GROUPS_PER_STEP)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
     warmup = max(1, steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -148,7 +152,7 @@ def train(groups: list[Group], output: Path, max_length: int = MAX_TOKENS, layer
     rng = random.Random(SEED)
     model.train()
     started, losses, done = time.time(), [], 0
-    for epoch in range(EPOCHS):
+    for epoch in range(variant.epochs):
         order = list(range(len(groups)))
         rng.shuffle(order)
         for step in range(len(groups) // GROUPS_PER_STEP):
@@ -230,8 +234,10 @@ def main() -> int:
                         help="train a selector that reads N characters before each sentence (an experiment)")
     parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
                         help="keep the first N of MiniLM's 6 layers (an experiment)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="N",
+                        help=f"train for N epochs instead of {EPOCHS} (an experiment)")
     arguments = parser.parse_args()
-    variant = Variant(arguments.context, arguments.layers)
+    variant = Variant(arguments.context, arguments.layers, arguments.epochs)
     output = variant.directory
     if arguments.export:
         export(arguments.export, output)
@@ -241,11 +247,11 @@ def main() -> int:
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
     groups = mine_groups(variant.context)
-    stats = {"seed": SEED, "layers": variant.layers, "epochs": EPOCHS, "groups": len(groups),
+    stats = {"seed": SEED, "layers": variant.layers, "epochs": variant.epochs, "groups": len(groups),
              "groups_without_answer": sum(g.positive < 0 for g in groups), "pairs": sum(len(g.candidates) for g in groups)}
     print(json.dumps(stats), file=sys.stderr)
     trained = WORK / f"trained{variant.suffix}"
-    stats |= train(groups, trained, variant.max_tokens, variant.layers)
+    stats |= train(groups, trained, variant)
     export(trained, output)
     stats["model_sha256"] = file_sha256(output / "model.onnx")
     RESULTS.mkdir(exist_ok=True)
