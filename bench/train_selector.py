@@ -1,7 +1,7 @@
 """Train the answer selector: a small cross-encoder that scores whether a sentence answers a question.
 
 `make train-selector` runs this, after `make fit-ranker`. It is initialised from the bundled
-all-MiniLM-L6-v2 (cut to its first LAYERS layers), trained on real questions (TyDi QA
+all-MiniLM-L6-v2 (its first LAYERS layers: all 6), trained on real questions (TyDi QA
 English, the *train* slice less its fold STACK_FOLD) and on the first SQUAD_ARTICLES of the
 10 SQuAD 2.0 train articles, exported to ONNX, quantized to int8 and written to bot/selector/
 with its checksum. What it never sees is what its place beside the ranker is fitted on

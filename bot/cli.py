@@ -105,9 +105,9 @@ def run() -> None:
         sys.stderr.flush()
     except BrokenPipeError:  # the reader left before the last of the output: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    # Freeing onnxruntime's sessions and unloading every module takes a cold question a fifth of
-    # its time (`make bench-speed`). Nothing is left to lose once output is flushed, exit handlers
-    # (a cluster's shutdown, temporary files' finalizers) have run and no other thread still works.
+    # Freeing onnxruntime's sessions and unloading every module is a good part of a cold question's
+    # time (`make bench-speed` measures the whole). Nothing is left to lose once output is flushed, exit
+    # handlers (a cluster's shutdown, temporary files' finalizers) have run and no other thread still works.
     if threading.active_count() == 1:
         atexit._run_exitfuncs()
         os._exit(code)
