@@ -85,9 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verbatim: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
-        # The reader went away (`verbatim ask ... | head`): not an error. Point
-        # stdout at /dev/null so the interpreter's final flush stays quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader went away (`verbatim ask ... | head`): not an error.
+        _stdout_to_devnull()
         return EXIT_OK
     except OSError as error:
         print(f"verbatim: error: {_os_error_line(error)}", file=sys.stderr)
@@ -102,9 +101,9 @@ def run() -> None:
     code = main()
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
     except BrokenPipeError:  # the reader left before the last of the output: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
+    sys.stderr.flush()
     # Freeing onnxruntime's sessions and unloading every module is a good part of a cold question's
     # time (`make bench-speed` measures the whole). Nothing is left to lose once output is flushed, exit
     # handlers (a cluster's shutdown, temporary files' finalizers) have run and no other thread still works.
@@ -112,6 +111,11 @@ def run() -> None:
         atexit._run_exitfuncs()
         os._exit(code)
     sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    # Once the reader has gone, any later flush (the interpreter's last one, too) stays quiet.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _shelf_settings(settings: Settings, arguments: argparse.Namespace) -> Settings:

@@ -118,8 +118,8 @@ def preoptimize(model_path: Path) -> None:
     """Replace an ONNX model by onnxruntime's optimized form of it, so loading it skips that work.
 
     ORT_ENABLE_EXTENDED fuses what every CPU runs alike; the layout passes ENABLE_ALL adds depend
-    on the machine, so those still run at load. Loading it then skips the fusing, which is most of a
-    cold question's session start-up (`make bench-speed`), and ends with the same graph."""
+    on the machine, so those still run at load. Loading it then skips the fusing and ends with the
+    same graph (the same outputs, bit for bit)."""
     import onnxruntime
 
     optimized = model_path.with_suffix(".optimized.onnx")
