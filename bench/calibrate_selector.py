@@ -32,7 +32,7 @@ from fit_ranker import (  # noqa: E402
     FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
     holds_answer, merge_all, search_candidates, train_folds,
 )
-from train_selector import EPOCHS, LAYERS, SQUAD_ARTICLES, STACK_FOLD, Variant, pair  # noqa: E402
+from train_selector import SQUAD_ARTICLES, STACK_FOLD, Variant, add_variant_arguments, pair, variant_of  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
@@ -81,14 +81,8 @@ def stacked_evidence(rows: list[dict], calibration: Calibration, candidates: int
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--context", type=int, default=0, metavar="N",
-                        help="calibrate the experiment trained with `train_selector.py --context N`")
-    parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
-                        help="calibrate the experiment trained with `train_selector.py --layers N`")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="N",
-                        help="calibrate the experiment trained with `train_selector.py --epochs N`")
-    arguments = parser.parse_args()
-    variant = Variant(arguments.context, arguments.layers, arguments.epochs)
+    add_variant_arguments(parser, "calibrate")
+    variant = variant_of(parser.parse_args())
     context, directory = variant.context, variant.directory
     if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
         print("skipped: shared data not found", file=sys.stderr)

@@ -97,6 +97,20 @@ class Variant:
         return CONTEXT_MAX_TOKENS if self.context else MAX_TOKENS
 
 
+def add_variant_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The flags that name a Variant (`verb`: what the script does with it, for their help)."""
+    parser.add_argument("--context", type=int, default=0, metavar="N",
+                        help=f"{verb} a selector that reads N characters before each sentence (an experiment)")
+    parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
+                        help=f"{verb} a selector that keeps the first N of MiniLM's 6 layers (an experiment)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="N",
+                        help=f"{verb} a selector of N epochs' training instead of {EPOCHS} (an experiment)")
+
+
+def variant_of(arguments: argparse.Namespace) -> Variant:
+    return Variant(arguments.context, arguments.layers, arguments.epochs)
+
+
 def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True, context: int = 0) -> list[Group]:
     """One group per question of `collected` (search_candidates' output) that `keep` accepts."""
     groups = []
@@ -230,14 +244,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", type=Path, metavar="CHECKPOINT",
                         help="only export a checkpoint (e.g. ../var/selector/trained/step-500, from bench/)")
-    parser.add_argument("--context", type=int, default=0, metavar="N",
-                        help="train a selector that reads N characters before each sentence (an experiment)")
-    parser.add_argument("--layers", type=int, default=LAYERS, choices=range(1, 7), metavar="N",
-                        help="keep the first N of MiniLM's 6 layers (an experiment)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="N",
-                        help=f"train for N epochs instead of {EPOCHS} (an experiment)")
+    add_variant_arguments(parser, "train")
     arguments = parser.parse_args()
-    variant = Variant(arguments.context, arguments.layers, arguments.epochs)
+    variant = variant_of(arguments)
     output = variant.directory
     if arguments.export:
         export(arguments.export, output)
