@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: train-reader calibrate-reader eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -108,6 +108,16 @@ eval-ann: $(STAMP)
 	    --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --limit 800 --json \
 	    > bench/results/eval-ann-$$type$${m:+-$$m}.json && cat bench/results/eval-ann-$$type$${m:+-$$m}.json; done
 
+# The passage reader (bot/reader/, off by default): an extractive reader trained from the bundled MiniLM on
+# the selector's training questions (seed 13, about an hour on 2 cores), then measured and calibrated after
+# the selector on its calibration sets; needs the ranker's cached candidates (searched again if absent).
+train-reader: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_reader.py
+
+# Export and calibrate again the reader that `make train-reader` left in var/reader/trained.
+calibrate-reader: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_reader.py --calibrate-only
+
 # The answer selector (bot/selector/): reproducible from the shared data with a fixed seed, on the
 # ranker's candidates (searched again, or reused from `make fit-ranker`'s cache in var/ranker/).
 train-selector: $(BENCH_STAMP)
@@ -127,6 +137,12 @@ try-selector-layers: $(BENCH_STAMP)
 # (var/selector/epochs-3/, bench/results/selector-*-epochs-3.json).
 try-selector-epochs: $(BENCH_STAMP)
 	cd bench && ../$(PY) train_selector.py --epochs 3 && ../$(PY) calibrate_selector.py --epochs 3
+
+# The same two reports with the passage reader on after the selector (bench/results/eval-*-reader.json).
+eval-reader: $(STAMP)
+	@mkdir -p bench/results
+	VERBATIM_READER=true $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-reader.json
+	VERBATIM_READER=true $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-reader.json
 
 # The same two reports with the answer selector off: the ranker alone (bench/results/eval-*-no-selector.json).
 eval-no-selector: $(STAMP)

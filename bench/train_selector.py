@@ -208,36 +208,45 @@ def train(groups: list[Group], output: Path, variant: Variant = Variant()) -> di
 
 def export(trained: Path, directory: Path) -> None:
     """ONNX (one logit per pair), quantized to int8 and pre-optimized, with the tokenizer, into `directory`."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(trained).eval()
-    tokenizer = AutoTokenizer.from_pretrained(trained)
+    export_onnx(model, AutoTokenizer.from_pretrained(trained), ("logits",), directory)
+    calibration = directory / "calibration.json"
+    if not calibration.exists():  # until `make calibrate-selector` fits it, loading says to run that
+        calibration.write_text(json.dumps({"note": "run `make calibrate-selector`"}) + "\n", encoding="utf-8")
+    write_checksum(directory)
+
+
+def export_onnx(model, tokenizer, outputs: tuple[str, ...], directory: Path) -> None:
+    """A BERT-style model's `outputs` as ONNX (opset 17, dynamic batch and length), quantized to int8 and
+    pre-optimized, as `directory`/model.onnx, with its tokenizer as tokenizer.json."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     encoded = tokenizer(["a question?", "another?"], ["a sentence.", "one more sentence here."], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
 
-    class Logits(torch.nn.Module):
+    class Outputs(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return tuple(out[name] for name in outputs)
 
     directory.mkdir(parents=True, exist_ok=True)
-    fp32 = WORK / "selector.fp32.onnx"
+    WORK.mkdir(parents=True, exist_ok=True)
+    fp32 = WORK / f"{directory.name}.fp32.onnx"
     with torch.no_grad():
-        torch.onnx.export(Logits().eval(), tuple(encoded[n] for n in names), str(fp32), input_names=names,
-                          output_names=["logits"], dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}},
+        torch.onnx.export(Outputs().eval(), tuple(encoded[n] for n in names), str(fp32), input_names=names,
+                          output_names=list(outputs),
+                          dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, **{o: {0: "batch"} for o in outputs}},
                           opset_version=17, dynamo=False)
     quantize_dynamic(str(fp32), str(directory / "model.onnx"), weight_type=QuantType.QInt8)
     preoptimize(directory / "model.onnx")
     tokenizer.backend_tokenizer.save(str(directory / "tokenizer.json"))
-    calibration = directory / "calibration.json"
-    if not calibration.exists():  # until `make calibrate-selector` fits it, loading says to run that
-        calibration.write_text(json.dumps({"note": "run `make calibrate-selector`"}) + "\n", encoding="utf-8")
-    write_checksum(directory)
 
 
 def main() -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from bot.ranker import Judgement, Ranker
-from bot.selector import Selector, pair_text
+from bot.reader import Reader
+from bot.selector import Calibration, Selector, pair_text
 from bot.types import Answer, Quote
 from config import Settings, load_settings
 from index import store
@@ -55,10 +56,13 @@ class Answerer:
         # The selector (verified, then loaded) meanwhile loads beside the embedder.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
         self.ranker = load_ranker(self.settings)
-        # The selector re-reads the ranker's best sentences: without the ranker it has nothing to read.
+        # The selector re-reads the ranker's best sentences, and the reader their passages after it: each
+        # refines the judgement before it, so without the ranker (or the selector) it has nothing to refine.
         selector = Background(load_selector, self.settings) if self.ranker else None
+        reader = Background(load_reader, self.settings) if self.ranker and self.settings.selector else None
         self.engine = _checked_engine(self.settings, self._searcher)
         self.selector = selector.result() if selector else None
+        self.reader = reader.result() if reader else None
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
 
     def answer(
@@ -80,6 +84,8 @@ class Answerer:
         if judged is not None and self.selector is not None:
             judged = with_selector(self.selector, question, hits, judged, searcher.document_title,
                                    self.settings.selector_candidates)
+            if self.reader is not None:
+                judged = with_reader(self.reader, question, hits, judged, searcher.document_text, self.settings.reader_sentences)
         ranked = rank(question, hits, searcher.document_edges, judged.scores if judged else None,
                       judged.boosts if judged else None)
         if prefer_sources and ranked and not ranked[0].about:
@@ -104,6 +110,8 @@ class Answerer:
     def _threshold(self) -> float:
         if self.ranker is None:
             return self.settings.min_confidence
+        if self.reader:
+            return self.settings.reader_min_probability
         return self.settings.selector_min_probability if self.selector else self.settings.ranker_min_probability
 
     @property
@@ -154,6 +162,16 @@ def _shared_selector() -> Selector:
     return Selector()
 
 
+def load_reader(settings: Settings) -> Reader | None:
+    """The trained passage reader (loaded once per process), unless settings turn it off."""
+    return _shared_reader() if settings.reader else None
+
+
+@functools.cache
+def _shared_reader() -> Reader:
+    return Reader()
+
+
 def load_ranker(settings: Settings) -> Ranker | None:
     """The fitted sentence ranker (read once per process), unless settings turn it off."""
     return _shared_ranker() if settings.ranker else None
@@ -173,12 +191,31 @@ def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged
         return judged
     read = np.argsort(-judged.scores, kind="stable")[:candidates]
     logits = selector.scores(question, [pair_text(title(hits[i].document_id), hits[i].text) for i in read]).astype(np.float64)
-    lifts = selector.calibration.lifts(logits)
-    boosts: list[float | None] = [None] * len(hits)
+    return stacked(selector.calibration, judged, read, logits)
+
+
+def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judgement,
+                text: Callable[[int], str], sentences: int) -> Judgement:
+    """The selector's judgement (`judged`) with the passage reader's reading of the passages of the ranker's
+    best `sentences` sentences: every sentence of them is lifted further by its score (above the lowest
+    read), and the refusal weighs the best one's score beside the selector's probability. The ranker's own
+    scores are kept: quotes widen by them."""
+    if not hits:
+        return judged
+    best = np.argsort(-judged.scores, kind="stable")[:sentences]
+    read, scores = reader.read(question, hits, [hits[i].passage_id for i in best], text)
+    return stacked(reader.calibration, judged, read, scores) if len(read) else judged
+
+
+def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logits: np.ndarray) -> Judgement:
+    """`judged` with the read candidates (indices `read`, their `logits`) lifted further, and the stacked
+    refusal over its probability and the best read one's logit."""
+    lifts = calibration.lifts(logits)
+    boosts = list(judged.boosts) if judged.boosts is not None else [None] * len(judged.scores)
     for index, lift in zip(read, lifts):
-        boosts[index] = float(lift)
-    best = int(np.argmax(judged.scores[read] + lifts))
-    return Judgement(judged.scores, selector.calibration.probability(judged.probability, logits, best), tuple(boosts))
+        boosts[index] = (boosts[index] or 0.0) + float(lift)
+    best = int(np.argmax([judged.scores[i] + boosts[i] for i in read]))
+    return Judgement(judged.scores, calibration.probability(judged.probability, logits, best), tuple(boosts))
 
 
 def order(hit: Hit) -> float:

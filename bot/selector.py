@@ -109,15 +109,15 @@ def verify(directory: Path, files: Sequence[str] = FILES, what: str = "answer se
         raise SelectorUnavailable(f"the {what} in {directory} cannot be read ({error}); reinstall Verbatim") from error
 
 
-def read_calibration(directory: Path) -> Calibration:
+def read_calibration(directory: Path, what: str = "answer selector", fitted_by: str = "make calibrate-selector") -> Calibration:
     """The calibration stored beside the model."""
     stored = json.loads((directory / "calibration.json").read_text(encoding="utf-8"))
     try:
         return Calibration(float(stored["logit_weight"]),
                            tuple(float(w) for w in stored["refusal_weights"]), float(stored["refusal_bias"]))
     except (KeyError, TypeError, ValueError) as error:
-        raise SelectorUnavailable(f"the answer selector's calibration.json is not this version's ({error}); "
-                                  "run `make calibrate-selector`") from error
+        raise SelectorUnavailable(f"the {what}'s calibration.json is not this version's ({error}); "
+                                  f"run `{fitted_by}`") from error
 
 
 class Selector:

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     selector: bool = True
     selector_min_probability: float = Field(0.5, ge=0, le=1)
     selector_candidates: int = Field(3, ge=1, le=100)
+    reader: bool = False
+    reader_min_probability: float = Field(0.5, ge=0, le=1)
+    reader_sentences: int = Field(1, ge=1, le=10)
     max_file_mb: float = Field(20, gt=0)
     faiss_exact_max: int = Field(200_000, ge=0)
     faiss_nlist: int = Field(0, ge=0)

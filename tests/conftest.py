@@ -34,7 +34,8 @@ atexit.register(shutil.rmtree, SHARED_CACHE, True)
 
 # Thresholds that let every question be answered, whichever of retrieval, the ranker or the
 # selector decides: for tests of what quotes look like, not of when Verbatim refuses.
-ANSWER_ALWAYS = {"min_confidence": -10.0, "ranker_min_probability": 0.0, "selector_min_probability": 0.0}
+ANSWER_ALWAYS = {"min_confidence": -10.0, "ranker_min_probability": 0.0, "selector_min_probability": 0.0,
+                 "reader_min_probability": 0.0}
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -86,7 +86,7 @@ def test_a_ranker_that_does_not_match_its_checksum_is_refused(tmp_path):
 def handbook(tmp_path_factory):
     root = tmp_path_factory.mktemp("handbook")
     write_corpus(root, HANDBOOK)
-    settings = make_settings(root, selector=False)  # the ranker alone: its own order and threshold
+    settings = make_settings(root, selector=False, reader=False)  # the ranker alone: its own order and threshold
     build_index(settings)
     return Answerer(settings)
 

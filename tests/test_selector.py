@@ -68,7 +68,7 @@ def test_a_missing_selector_file_is_a_clear_error(tmp_path):
 def handbook(tmp_path_factory):
     root = tmp_path_factory.mktemp("handbook")
     write_corpus(root, HANDBOOK)
-    settings = make_settings(root, selector=True, ranker=True)
+    settings = make_settings(root, selector=True, ranker=True, reader=False)
     build_index(settings)
     return Answerer(settings)
 

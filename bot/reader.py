@@ -1,0 +1,100 @@
+"""The passage reader: an extractive question-answering model that reads a whole passage at once.
+
+Where the selector reads one sentence at a time, the reader reads the passage around the ranker's
+best sentences and scores every token as the start or the end of an answer, as SQuAD readers do.
+A sentence's score is the best answer span inside it against the passage's "no answer" score, so
+an answer that only the sentence before makes sense of ("he was 38") can still be told apart.
+Only sentences are ever quoted: the span itself is never shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bot.selector import Calibration, SelectorUnavailable, read_calibration, verify
+from index.search import Hit
+
+# Question and passage are cut to this many tokens (the passage's tail first).
+MAX_TOKENS = 256
+# The longest answer span considered, in tokens.
+MAX_SPAN_TOKENS = 40
+
+
+def sentence_scores(start_logits: np.ndarray, end_logits: np.ndarray, offsets: Sequence[tuple[int, int]],
+                    in_passage: Sequence[bool], spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """For each sentence (a character span of the passage), its best answer span's score (start
+    logit + end logit, the end not before the start and at most MAX_SPAN_TOKENS after it) less the
+    no-answer score (both at [CLS]). A sentence the token limit cut off scores -inf."""
+    null = float(start_logits[0] + end_logits[0])
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    usable = np.asarray(in_passage, dtype=bool) & (offsets[:, 1] > offsets[:, 0])
+    scores = np.full(len(spans), -np.inf)
+    for number, (begin, end) in enumerate(spans):
+        inside = np.flatnonzero(usable & (offsets[:, 0] >= begin) & (offsets[:, 1] <= end))
+        if not len(inside):
+            continue
+        starts, ends = start_logits[inside], end_logits[inside]
+        # ends_after[i, k]: the end logit k tokens after start i (-inf past the sentence).
+        width = min(MAX_SPAN_TOKENS, len(inside))
+        padded = np.concatenate([ends, np.full(width, -np.inf)])
+        ends_after = np.lib.stride_tricks.sliding_window_view(padded, width)[: len(inside)]
+        scores[number] = float((starts + ends_after.max(axis=1)).max()) - null
+    return scores
+
+
+MODEL_DIR = Path(__file__).resolve().parent / "reader"
+FILES = ("model.onnx", "tokenizer.json", "calibration.json")
+
+
+class Reader:
+    """Scores the sentences of a passage with the trained extractive reader, in onnxruntime (no torch)."""
+
+    def __init__(self, directory: Path = MODEL_DIR, threads: int = 0, calibrated: bool = True) -> None:
+        """`calibrated=False` skips calibration.json (for fitting it: bench/train_reader.py)."""
+        verify(directory, FILES, "passage reader")
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = onnxruntime.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
+            self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        except Exception as error:  # onnxruntime raises its own untyped errors for bad models
+            raise SelectorUnavailable(f"cannot load the passage reader: {error}") from error
+        self._tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
+        self._tokenizer.no_padding()
+        self.calibration = read_calibration(directory, "passage reader", "make calibrate-reader") if calibrated else Calibration()
+
+    def scores(self, question: str, passage: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """One score per sentence of `passage` (`spans`: their characters in it): sentence_scores."""
+        encoding = self._tokenizer.encode(question, passage)
+        feed = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        start, end = self._session.run(None, feed)
+        in_passage = [sequence == 1 for sequence in encoding.sequence_ids]
+        return sentence_scores(start[0], end[0], encoding.offsets, in_passage, spans)
+
+    def read(self, question: str, hits: Sequence[Hit], passage_ids: Sequence[int],
+             text_of: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+        """The reader's score of every sentence of the passages `passage_ids` (in that order) among `hits`:
+        their indices into `hits` and their scores (a sentence the token limit cut off is left out)."""
+        read, scores = [], []
+        for passage_id in dict.fromkeys(passage_ids):
+            members = sorted((i for i, hit in enumerate(hits) if hit.passage_id == passage_id), key=lambda i: hits[i].start)
+            first = hits[members[0]]
+            text = text_of(first.document_id)[first.start : hits[members[-1]].end]
+            found = self.scores(question, text, [(hits[i].start - first.start, hits[i].end - first.start) for i in members])
+            kept = np.isfinite(found)
+            read += [i for i, keep in zip(members, kept) if keep]
+            scores += found[kept].tolist()
+        return np.array(read, dtype=np.int64), np.array(scores, dtype=np.float64)

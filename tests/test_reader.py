@@ -1,0 +1,113 @@
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.answer import Answerer, rank, with_reader, with_selector
+from bot.ranker import Judgement
+from bot.reader import FILES, MAX_SPAN_TOKENS, MODEL_DIR, Reader, sentence_scores
+from bot.selector import SelectorUnavailable
+from index.build import build_index
+from tests.conftest import make_settings, write_corpus
+from tests.test_selector import HANDBOOK
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Reader()
+
+
+def _brute_force(start, end, offsets, in_passage, spans):
+    null = start[0] + end[0]
+    scores = []
+    for begin, stop in spans:
+        inside = [i for i, (a, b) in enumerate(offsets) if in_passage[i] and b > a and a >= begin and b <= stop]
+        pairs = [start[i] + end[j] for n, i in enumerate(inside) for j in inside[n : n + MAX_SPAN_TOKENS]]
+        scores.append(max(pairs) - null if pairs else -np.inf)
+    return np.array(scores)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_sentence_scores_its_best_span_against_no_answer(data):
+    tokens = data.draw(st.integers(3, 90))
+    logits = st.lists(st.floats(-5, 5), min_size=tokens, max_size=tokens)
+    start, end = np.array(data.draw(logits)), np.array(data.draw(logits))
+    # [CLS] and [SEP] around passage tokens of two characters each.
+    offsets = [(0, 0), *[(2 * i, 2 * i + 1) for i in range(tokens - 2)], (0, 0)]
+    in_passage = [False, *[True] * (tokens - 2), False]
+    cuts = sorted(data.draw(st.lists(st.integers(1, 2 * tokens), min_size=2, max_size=2, unique=True)))
+    spans = [(0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], 2 * tokens + 10), (10_000, 10_010)]
+    assert np.allclose(sentence_scores(start, end, offsets, in_passage, spans),
+                       _brute_force(start, end, offsets, in_passage, spans))
+
+
+def test_the_reader_points_at_the_sentence_that_answers(reader):
+    passage = ("The Hainaut province is in Belgium. It is divided into 7 administrative districts. "
+               "It has an area of 3,800 square kilometres.")
+    spans = [(0, 35), (36, 82), (83, len(passage))]
+    scores = reader.scores("How large is the Hainaut province?", passage, spans)
+    assert int(np.argmax(scores)) == 2
+    scores = reader.scores("Where is the Hainaut province?", passage, spans)
+    assert int(np.argmax(scores)) == 0
+
+
+def test_a_sentence_beyond_the_token_limit_is_not_read(reader):
+    passage = "word " * 400 + "The end came in 1931."
+    scores = reader.scores("When did it end?", passage, [(0, 20), (2000, len(passage))])
+    assert np.isfinite(scores[0]) and scores[1] == -np.inf
+
+
+def test_a_reader_file_that_does_not_match_its_checksum_is_refused(tmp_path):
+    copy = tmp_path / "reader"
+    shutil.copytree(MODEL_DIR, copy)
+    with open(copy / "model.onnx", "ab") as model:
+        model.write(b"\0")
+    with pytest.raises(SelectorUnavailable, match="passage reader's model.onnx does not match"):
+        Reader(copy)
+    assert set(FILES) <= {path.name for path in copy.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory):
+    root = tmp_path_factory.mktemp("handbook")
+    write_corpus(root, HANDBOOK)
+    settings = make_settings(root, reader=True, ranker=True)
+    build_index(settings)
+    return Answerer(settings)
+
+
+def test_the_reader_reads_every_sentence_of_the_passage_of_the_ranker_best_after_the_selector(handbook):
+    assert handbook.reader is not None and handbook.selector is not None
+    question = "How long must a password be?"  # its passage is not the document's first
+    hits = handbook.searcher.search(question)
+    judged = with_selector(handbook.selector, question, hits, handbook.ranker.judge(question, hits),
+                           handbook.searcher.document_title, 3)
+    stacked = with_reader(handbook.reader, question, hits, judged, handbook.searcher.document_text, 1)
+    best = hits[int(np.argmax(judged.scores))]
+    passage = [i for i, hit in enumerate(hits) if hit.passage_id == best.passage_id]
+    assert np.array_equal(stacked.scores, judged.scores)  # quotes still widen by the ranker's own scores
+    lifted = [i for i, (before, after) in enumerate(zip(judged.boosts, stacked.boosts)) if before != after]
+    assert set(lifted) <= set(passage)  # only the read passage's sentences rise, each by its lift over the lowest
+    assert len(passage) > 1 and all(stacked.boosts[i] is not None for i in passage)  # every one of them was read
+    assert all((stacked.boosts[i] or 0.0) >= (judged.boosts[i] or 0.0) for i in passage)
+    assert 0.0 <= stacked.probability <= 1.0 and stacked.probability != judged.probability
+    ranked = rank(question, hits, rank_scores=stacked.scores, boosts=stacked.boosts)
+    assert "14 characters" in ranked[0].text
+
+
+def test_without_the_selector_there_is_no_reader(handbook):
+    alone = Answerer(handbook.settings.model_copy(update={"selector": False}))
+    assert alone.selector is None and alone.reader is None
+
+
+def test_the_answer_with_the_reader_quotes_the_sentence_it_points_at(handbook):
+    answer = handbook.answer("When is the bicycle rack open?")
+    assert answer.answered and "7:00 to 20:00" in answer.quotes[0].text
+
+
+def test_no_candidates_leave_nothing_for_the_reader_to_read(reader):
+    empty = Judgement(np.zeros(0), 0.0)
+    assert with_reader(reader, "Anything?", [], empty, lambda document_id: "", 1) is empty
