@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.selector import Calibration, SelectorUnavailable, read_calibration, verify
+from bot.selector import Calibration, load_pair_model, pair_feed, read_calibration, verify
 from index.search import Hit
 
 # Question and passage are cut to this many tokens (the passage's tail first).
@@ -55,19 +55,8 @@ class Reader:
     def __init__(self, directory: Path = MODEL_DIR, threads: int = 0, calibrated: bool = True) -> None:
         """`calibrated=False` skips calibration.json (for fitting it: bench/train_reader.py)."""
         verify(directory, FILES, "passage reader")
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = onnxruntime.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
-            self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        except Exception as error:  # onnxruntime raises its own untyped errors for bad models
-            raise SelectorUnavailable(f"cannot load the passage reader: {error}") from error
+        # Its threads left spinning after a run slow whichever model runs next on the same cores.
+        self._session, self._tokenizer = load_pair_model(directory, "passage reader", threads, spinning=False)
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
         self._tokenizer.no_padding()
         self.calibration = read_calibration(directory, "passage reader", "make calibrate-reader") if calibrated else Calibration()
@@ -75,12 +64,7 @@ class Reader:
     def scores(self, question: str, passage: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """One score per sentence of `passage` (`spans`: their characters in it): sentence_scores."""
         encoding = self._tokenizer.encode(question, passage)
-        feed = {
-            "input_ids": np.array([encoding.ids], dtype=np.int64),
-            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
-        }
-        start, end = self._session.run(None, feed)
+        start, end = self._session.run(None, pair_feed(encoding))
         in_passage = [sequence == 1 for sequence in encoding.sequence_ids]
         return sentence_scores(start[0], end[0], encoding.offsets, in_passage, spans)
 

@@ -120,6 +120,34 @@ def read_calibration(directory: Path, what: str = "answer selector", fitted_by: 
                                   f"run `{fitted_by}`") from error
 
 
+def load_pair_model(directory: Path, what: str, threads: int = 0, spinning: bool = True):
+    """The onnxruntime session of `directory`/model.onnx and its `tokenizers` tokenizer (checksums verified
+    by the caller). `spinning=False`: its threads sleep between runs rather than compete with the next model's."""
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = onnxruntime.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        return session, Tokenizer.from_file(str(directory / "tokenizer.json"))
+    except Exception as error:  # onnxruntime raises its own untyped errors for bad models
+        raise SelectorUnavailable(f"cannot load the {what}: {error}") from error
+
+
+def pair_feed(encoding) -> dict[str, np.ndarray]:
+    """One encoded (question, text) pair as the models' inputs."""
+    return {
+        "input_ids": np.array([encoding.ids], dtype=np.int64),
+        "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+        "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+    }
+
+
 class Selector:
     """Scores (question, text) pairs with the trained cross-encoder; higher means more likely to answer.
     Verbatim reads the ranker's best few sentences with it (bot/answer.py: `with_selector`)."""
@@ -128,18 +156,7 @@ class Selector:
                  max_tokens: int = MAX_TOKENS) -> None:
         """`calibrated=False` skips calibration.json (for fitting it: bench/calibrate_selector.py)."""
         verify(directory)
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self._session = onnxruntime.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
-            self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        except Exception as error:  # onnxruntime raises its own untyped errors for bad models
-            raise SelectorUnavailable(f"cannot load the answer selector: {error}") from error
+        self._session, self._tokenizer = load_pair_model(directory, "answer selector", threads)
         self._tokenizer.enable_truncation(max_length=max_tokens, strategy="only_second")
         self.calibration = read_calibration(directory) if calibrated else Calibration()
 
@@ -151,10 +168,5 @@ class Selector:
         # encode_batch's worker threads, spinning, slow the model's own (both measured).
         logits = []
         for encoding in (self._tokenizer.encode(question, text) for text in texts):
-            feed = {
-                "input_ids": np.array([encoding.ids], dtype=np.int64),
-                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-                "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
-            }
-            logits.append(self._session.run(None, feed)[0].reshape(-1)[0])
+            logits.append(self._session.run(None, pair_feed(encoding))[0].reshape(-1)[0])
         return np.array(logits, dtype=np.float32)
