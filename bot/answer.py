@@ -59,7 +59,8 @@ class Answerer:
         # The selector re-reads the ranker's best sentences, and the reader their passages after it: each
         # refines the judgement before it, so without the ranker (or the selector) it has nothing to refine.
         selector = Background(load_selector, self.settings) if self.ranker else None
-        reader = Background(load_reader, self.settings) if self.ranker and self.settings.selector else None
+        # Off by default: then no thread is started for it.
+        reader = Background(load_reader, self.settings) if self.ranker and self.settings.selector and self.settings.reader else None
         self.engine = _checked_engine(self.settings, self._searcher)
         self.selector = selector.result() if selector else None
         self.reader = reader.result() if reader else None
