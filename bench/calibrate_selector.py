@@ -22,6 +22,7 @@ import argparse
 import itertools
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -79,14 +80,10 @@ def stacked_evidence(rows: list[dict], calibration: Calibration, candidates: int
     return np.array(x), np.array([float(row["in_corpus"]) for row in rows])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_variant_arguments(parser, "calibrate")
-    variant = variant_of(parser.parse_args())
-    context, directory = variant.context, variant.directory
-    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
+def calibration_sets(score: Callable[[dict, Ranker, Callable[[dict], bool]], list[dict]]) -> dict[str, list[dict]]:
+    """`score(candidates, ranker, keep)` over the questions the stacked models are calibrated on: "tydi" (train fold
+    STACK_FOLD, by ranker weights fitted without it, then the calib slice) and "squad" (the train articles after the
+    first SQUAD_ARTICLES). Shared by the selector's calibration and the reader's (bench/train_reader.py)."""
     tydi = load_eval_set(DATA / "tydiqa-en-train.json")
     folds = [search_candidates(f"tydi-train-fold{n}", part, set(list(part.articles)[-FOLD_HOLDOUT:]))
              for n, part in enumerate(train_folds(select_slice(tydi, "train")))]
@@ -98,14 +95,24 @@ def main() -> int:
     # The stack fold's questions are scored as test questions will be: by weights that never saw them.
     fold_weights = fit_listwise(merge_all([*(candidate_features(f) for n, f in enumerate(folds) if n != STACK_FOLD), squad]))[0]
     ranker = Ranker.load()
-    fold_ranker = replace(ranker, weights=tuple(fold_weights))
-    selector = Selector(directory, calibrated=False, max_tokens=variant.max_tokens)
     unseen = set(list(squad_set.articles)[SQUAD_ARTICLES:])
-    sets = {
-        "tydi": scored(folds[STACK_FOLD], fold_ranker, selector, context=context)
-        + scored(held, ranker, selector, context=context),
-        "squad": scored(squad_held, ranker, selector, lambda item: item["article"] in unseen, context),
+    return {
+        "tydi": score(folds[STACK_FOLD], replace(ranker, weights=tuple(fold_weights)), lambda item: True)
+        + score(held, ranker, lambda item: True),
+        "squad": score(squad_held, ranker, lambda item: item["article"] in unseen),
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_variant_arguments(parser, "calibrate")
+    variant = variant_of(parser.parse_args())
+    context, directory = variant.context, variant.directory
+    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
+        print("skipped: shared data not found", file=sys.stderr)
+        return 0
+    selector = Selector(directory, calibrated=False, max_tokens=variant.max_tokens)
+    sets = calibration_sets(lambda collected, ranker, keep: scored(collected, ranker, selector, keep, context))
     grid = []
     for candidates, weight in itertools.product(range(1, READ + 1), LOGIT_WEIGHTS):
         calibration = Calibration(weight)

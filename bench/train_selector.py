@@ -157,35 +157,53 @@ def train(groups: list[Group], output: Path, variant: Variant = Variant()) -> di
     model, tokenizer = encoder.model, encoder.tokenizer
     model.bert.encoder.layer = model.bert.encoder.layer[:variant.layers]
     model.config.num_hidden_layers = variant.layers
+    rng = random.Random(SEED)
+
+    def epoch_batches(epoch: int) -> list[list[Group]]:
+        order = list(range(len(groups)))
+        rng.shuffle(order)
+        return [[groups[i] for i in order[step * GROUPS_PER_STEP : (step + 1) * GROUPS_PER_STEP]]
+                for step in range(len(groups) // GROUPS_PER_STEP)]
+
+    def loss_of(batch: list[Group]):
+        questions = [g.question for g in batch for _ in g.candidates]
+        candidates = [c for g in batch for c in g.candidates]
+        labels = torch.tensor([float(i == g.positive) for g in batch for i in range(len(g.candidates))])
+        encoded = tokenizer(questions, candidates, padding=True, truncation="only_second",
+                            max_length=max_length, return_tensors="pt")
+        logits = model(**encoded).logits.squeeze(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        position = 0
+        for group in batch:
+            size = len(group.candidates)
+            if group.positive >= 0:
+                loss = loss + torch.nn.functional.cross_entropy(
+                    logits[position : position + size].unsqueeze(0), torch.tensor([group.positive])
+                ) / len(batch)
+            position += size
+        return loss
+
     steps = variant.epochs * (len(groups) // GROUPS_PER_STEP)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
+    return fine_tune(model, tokenizer, epoch_batches, loss_of, variant.epochs, steps, LEARNING_RATE, output, CHECKPOINT_EVERY)
+
+
+def fine_tune(model, tokenizer, epoch_batches, loss_of, epochs: int, steps: int, learning_rate: float, output: Path,
+              checkpoint_every: int = 0) -> dict:
+    """The selector's and the reader's training loop: AdamW, warm-up over the first tenth then linear decay,
+    gradients clipped at 1; `epoch_batches(epoch)` gives an epoch's batches and `loss_of(batch)` a batch's loss.
+    Saves the model and tokenizer to `output` (and every `checkpoint_every` steps to output/step-N)."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     warmup = max(1, steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / (steps - warmup)))
     )
-    rng = random.Random(SEED)
     model.train()
     started, losses, done = time.time(), [], 0
-    for epoch in range(variant.epochs):
-        order = list(range(len(groups)))
-        rng.shuffle(order)
-        for step in range(len(groups) // GROUPS_PER_STEP):
-            batch = [groups[i] for i in order[step * GROUPS_PER_STEP : (step + 1) * GROUPS_PER_STEP]]
-            questions = [g.question for g in batch for _ in g.candidates]
-            candidates = [c for g in batch for c in g.candidates]
-            labels = torch.tensor([float(i == g.positive) for g in batch for i in range(len(g.candidates))])
-            encoded = tokenizer(questions, candidates, padding=True, truncation="only_second",
-                                max_length=max_length, return_tensors="pt")
-            logits = model(**encoded).logits.squeeze(-1)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-            position = 0
-            for group in batch:
-                size = len(group.candidates)
-                if group.positive >= 0:
-                    loss = loss + torch.nn.functional.cross_entropy(
-                        logits[position : position + size].unsqueeze(0), torch.tensor([group.positive])
-                    ) / len(batch)
-                position += size
+    for epoch in range(epochs):
+        for batch in epoch_batches(epoch):
+            loss = loss_of(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -193,7 +211,7 @@ def train(groups: list[Group], output: Path, variant: Variant = Variant()) -> di
             optimizer.zero_grad()
             losses.append(float(loss.detach()))
             done += 1
-            if done % CHECKPOINT_EVERY == 0:
+            if checkpoint_every and done % checkpoint_every == 0:
                 model.save_pretrained(output / f"step-{done}")
                 tokenizer.save_pretrained(output / f"step-{done}")
             if done % 20 == 0:
@@ -203,7 +221,7 @@ def train(groups: list[Group], output: Path, variant: Variant = Variant()) -> di
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    return {"steps": steps, "seconds": round(time.time() - started, 1), "final_loss": round(float(np.mean(losses[-100:])), 4)}
+    return {"steps": done, "seconds": round(time.time() - started, 1), "final_loss": round(float(np.mean(losses[-100:])), 4)}
 
 
 def export(trained: Path, directory: Path) -> None:
