@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-reader calibrate-reader eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: train-reader calibrate-reader bench-reader-windows eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -114,9 +114,13 @@ eval-ann: $(STAMP)
 train-reader: $(BENCH_STAMP)
 	cd bench && ../$(PY) train_reader.py
 
-# Export and calibrate again the reader that `make train-reader` left in var/reader/trained.
+# Measure and calibrate the shipped reader (bot/reader) again, e.g. after a change in how answering reads.
 calibrate-reader: $(BENCH_STAMP)
 	cd bench && ../$(PY) train_reader.py --calibrate-only
+
+# How much text around the ranker's best sentences the reader reads: alone, 1 or 2 either side, or the whole passage.
+bench-reader-windows: $(BENCH_STAMP)
+	cd bench && ../$(PY) reader_windows.py
 
 # The answer selector (bot/selector/): reproducible from the shared data with a fixed seed, on the
 # ranker's candidates (searched again, or reused from `make fit-ranker`'s cache in var/ranker/).

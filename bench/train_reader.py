@@ -1,5 +1,5 @@
 """Train and calibrate the passage reader (bot/reader.py): `make train-reader` (`make calibrate-reader`
-exports and calibrates the model already trained in var/reader/trained again).
+measures and calibrates the shipped model in bot/reader again).
 
 An extractive question-answering model initialised from the bundled all-MiniLM-L6-v2 and trained,
 as SQuAD 2.0 readers are, to point at the answer's first and last tokens in a passage, or at
@@ -8,9 +8,9 @@ QA's train slice less fold STACK_FOLD, the first SQUAD_ARTICLES SQuAD train arti
 the passage that holds the answer (as the index cut it, from the ranker's cached candidates) and
 the best-ranked passage that doesn't. Then it is measured and calibrated where the selector is
 (TyDi fold STACK_FOLD and calib, the last SQuAD train articles, which neither model saw): does the
-sentence it points at in the passages of the ranker's best sentences hold the answer more often
-than the selector's choice; how many passages to read, how much its score weighs, and the stacked
-refusal. Writes bot/reader/ (int8 ONNX, tokenizer, calibration, checksums), reader_sentences and
+sentence it points at, reading the ranker's best sentences with their neighbours as answering does
+(bot/reader.py: windows), hold the answer more often than the selector's choice; how many sentences
+to read, how much its score weighs, and the stacked refusal. Writes bot/reader/ (int8 ONNX, tokenizer, calibration, checksums), reader_sentences and
 reader_min_probability into config/defaults.toml, and bench/results/reader-training.json; nothing
 from TyDi's test slice or SQuAD dev is read. Seeded, but torch's CPU kernels make reruns equal
 only up to rounding.
@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +32,13 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from common import DATA, RESULTS, ROOT, set_defaults  # noqa: E402  (also puts the project on sys.path)
 
-from fit_ranker import (  # noqa: E402
-    FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on, holds_answer,
-    merge_all, search_candidates, train_folds,
-)
-from train_selector import SQUAD_ARTICLES, STACK_FOLD, export_onnx, pair  # noqa: E402
+from calibrate_selector import calibration_sets  # noqa: E402
+from fit_ranker import FOLD_HOLDOUT, cached_hits, fit_refusal_on, holds_answer, search_candidates, train_folds  # noqa: E402
+from train_selector import SQUAD_ARTICLES, STACK_FOLD, export_onnx, fine_tune, pair  # noqa: E402
 
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
-from bot.reader import FILES, MAX_TOKENS, MODEL_DIR, Reader  # noqa: E402
+from bot.reader import FILES, MAX_TOKENS, MODEL_DIR, Reader, windows  # noqa: E402
 from bot.selector import Calibration, Selector, log_odds, write_checksum  # noqa: E402
 from index.embed import resolve_model  # noqa: E402
 from index.store import file_sha256  # noqa: E402
@@ -50,8 +48,7 @@ SEED = 13
 BATCH = 16
 LEARNING_RATE = 8e-5
 EPOCHS = 2
-READ_SENTENCES = 3  # measured: the reader reads the passages of the ranker's best 1, 2 or 3 sentences
-MAX_SENTENCES = 2  # shipped: at most the passages of the best 2 (each passage read costs ~10 ms)
+MAX_SENTENCES = 2  # the reader reads the windows of the ranker's best 1 or 2 sentences (each read costs ~15 ms)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 100.0)
 
 
@@ -148,40 +145,23 @@ def train(examples: list[Example], output: Path) -> dict:
     model = AutoModelForQuestionAnswering.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
     rng = random.Random(SEED)
-    per_epoch = len(examples) // BATCH
-    steps = EPOCHS * per_epoch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / (steps - warmup))))
-    model.train()
-    started, losses, done = time.time(), [], 0
-    for epoch in range(EPOCHS):
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
         order = list(range(len(examples)))
         rng.shuffle(order)
         # Batches of similar lengths (sorted within windows of 20 batches), in random order: less padding.
         windows = [sorted(order[i : i + 20 * BATCH], key=lambda n: len(examples[n].passage)) for i in range(0, len(order), 20 * BATCH)]
         batches = [w[i : i + BATCH] for w in windows for i in range(0, len(w), BATCH) if len(w[i : i + BATCH]) == BATCH]
         rng.shuffle(batches)
-        for batch in batches:
-            encoded, starts, ends = encode(tokenizer, [examples[n] for n in batch])
-            out = model(**encoded)
-            loss = (torch.nn.functional.cross_entropy(out.start_logits, starts) + torch.nn.functional.cross_entropy(out.end_logits, ends)) / 2
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            done += 1
-            if done % 20 == 0:
-                print(f"epoch {epoch} step {done}/{steps} loss {np.mean(losses[-20:]):.4f} {time.time() - started:.0f}s",
-                      file=sys.stderr, flush=True)
-    model.eval()
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    return {"steps": done, "seconds": round(time.time() - started, 1), "final_loss": round(float(np.mean(losses[-100:])), 4)}
+        return batches
+
+    def loss_of(batch: list[int]):
+        encoded, starts, ends = encode(tokenizer, [examples[n] for n in batch])
+        out = model(**encoded)
+        return (torch.nn.functional.cross_entropy(out.start_logits, starts) + torch.nn.functional.cross_entropy(out.end_logits, ends)) / 2
+
+    steps = EPOCHS * (len(examples) // BATCH)
+    return fine_tune(model, tokenizer, epoch_batches, loss_of, EPOCHS, steps, LEARNING_RATE, output)
 
 
 def export(trained: Path, directory: Path) -> None:
@@ -196,35 +176,44 @@ def export(trained: Path, directory: Path) -> None:
     write_checksum(directory, FILES)
 
 
-def measured_rows(collected: dict, ranker: Ranker, reader: Reader, selector: Selector, keep=lambda item: True) -> list[dict]:
-    """Per question: the ranker's scores and refusal probability, the reader's score of every sentence in the
-    passages of the ranker's READ_SENTENCES best (-inf elsewhere), the shipped selector's lifts, and labels."""
+def read_windows(reader: Reader, question: str, hits: list, found: list[list[int]]) -> np.ndarray:
+    """The reader's score of every sentence in the windows `found` (bot/reader.py: windows), -inf elsewhere."""
+    read = np.full(len(hits), -np.inf)
+    for window in found:
+        text, spans = passage_text(hits, window)
+        read[window] = reader.scores(question, text, spans)
+    return read
+
+
+def shipped_reads(reader: Reader, question: str, hits: list, best: np.ndarray) -> dict:
+    """For each k up to MAX_SENTENCES, the reading of the windows of the ranker's k best, as answering reads them."""
+    return {k: read_windows(reader, question, hits, windows(hits, best[:k].tolist())) for k in range(1, MAX_SENTENCES + 1)}
+
+
+def measured_rows(collected: dict, ranker: Ranker, reader: Reader, selector: Selector, keep=lambda item: True,
+                  reads=shipped_reads) -> list[dict]:
+    """Per question: the ranker's scores and refusal probability; the reader's readings (`reads`; the last is the
+    row's "read"); the shipped selector's lifts, and labels."""
     rows = []
     for item in filter(keep, collected["questions"]):
         hits = cached_hits(item)
         judged = ranker.judge(item["question"], hits)
-        best = np.argsort(-judged.scores, kind="stable")[:READ_SENTENCES]
-        by_passage = passages(hits)
-        read = np.full(len(hits), -np.inf)
-        for pid in dict.fromkeys(hits[i].passage_id for i in best):
-            members = by_passage[pid]
-            text, spans = passage_text(hits, members)
-            read[members] = reader.scores(item["question"], text, spans)
+        best = np.argsort(-judged.scores, kind="stable")[: max(MAX_SENTENCES, selector_candidates())]
+        readings = reads(reader, item["question"], hits, best)
         candidates = best[: selector_candidates()]
         logits = selector.scores(item["question"], [pair(item, hits, i) for i in candidates]).astype(np.float64)
         first = int(np.argmax(judged.scores[candidates] + selector.calibration.lifts(logits)))
-        rows.append({"scores": judged.scores, "ranker_probability": judged.probability, "read": read,
+        rows.append({"scores": judged.scores, "ranker_probability": judged.probability,
+                     "reads": readings, "read": list(readings.values())[-1],
                      "selector_probability": selector.calibration.probability(judged.probability, logits, first),
-                     "passage_ids": np.array([hit.passage_id for hit in hits]), "best": best,
                      "selector_read": candidates, "selector_logits": logits, "in_corpus": item["in_corpus"],
                      "holds": np.array(holds_answer(item, hits))})
     return rows
 
 
 def reading_first(row: dict, sentences: int) -> dict:
-    """The row as if the reader had read only the passages of the ranker's best `sentences` sentences."""
-    kept = np.isin(row["passage_ids"], row["passage_ids"][row["best"][:sentences]])
-    return row | {"read": np.where(kept, row["read"], -np.inf)}
+    """The row as if the reader had read only the windows of the ranker's best `sentences` sentences."""
+    return row | {"read": row["reads"][sentences]}
 
 
 def selector_candidates() -> int:
@@ -281,30 +270,15 @@ def selector_evidence(row: dict, selector: Selector) -> np.ndarray:
 
 
 def measure(directory: Path) -> dict:
-    tydi = load_eval_set(DATA / "tydiqa-en-train.json")
-    folds = [search_candidates(f"tydi-train-fold{n}", part, set(list(part.articles)[-FOLD_HOLDOUT:]))
-             for n, part in enumerate(train_folds(select_slice(tydi, "train")))]
-    squad_set = load_eval_set(DATA / "squad2-train-10.json")
-    squad = collect("squad-train", squad_set, set())
-    calib = select_slice(tydi, "calib")
-    held = search_candidates("tydi-calib", calib, set(list(calib.articles)[-HOLDOUT:]))
-    squad_held = search_candidates("squad-train-holdout", squad_set, set(list(squad_set.articles)[-SQUAD_HOLDOUT:]))
-    fold_weights = fit_listwise(merge_all([*(candidate_features(f) for n, f in enumerate(folds) if n != STACK_FOLD), squad]))[0]
-    ranker = Ranker.load()
     reader, selector = Reader(directory, calibrated=False), Selector()
-    unseen = set(list(squad_set.articles)[SQUAD_ARTICLES:])
     started = time.time()
-    sets = {
-        "tydi": measured_rows(folds[STACK_FOLD], replace(ranker, weights=tuple(fold_weights)), reader, selector)
-        + measured_rows(held, ranker, reader, selector),
-        "squad": measured_rows(squad_held, ranker, reader, selector, lambda item: item["article"] in unseen),
-    }
+    sets = calibration_sets(lambda collected, ranker, keep: measured_rows(collected, ranker, reader, selector, keep))
     seconds = (time.time() - started) / sum(map(len, sets.values()))
     return {"seconds_per_question": round(seconds, 4)} | report_on(sets, selector) | {"calibration": calibrate(sets, selector, directory)}
 
 
 def calibrate(sets: dict[str, list[dict]], selector: Selector, directory: Path) -> dict:
-    """How the reader joins the selector, chosen on the TyDi questions: the passages of how many of the ranker's
+    """How the reader joins the selector, chosen on the TyDi questions: the windows of how many of the ranker's
     best sentences it reads (at most MAX_SENTENCES, for speed) and how much its score weighs; then the stacked
     refusal and the threshold that answers 95% of each set's in-corpus questions. Written beside the model."""
     grid = [(k, w, top_hit([reading_first(row, k) for row in sets["tydi"]], w, selector))
@@ -328,14 +302,14 @@ def report_on(sets: dict[str, list[dict]], selector: Selector) -> dict:
     report: dict = {"questions": {name: len(rows) for name, rows in sets.items()}}
     for name, rows in sets.items():
         report[name] = {"ranker": round(top_hit(rows, 0.0), 4), "selector": round(top_hit(rows, 0.0, selector), 4)}
-        for k in range(1, READ_SENTENCES + 1):
+        for k in range(1, MAX_SENTENCES + 1):
             cut = [reading_first(row, k) for row in rows]
             report[name][f"reader_{k}"] = {str(w): round(top_hit(cut, w), 4) for w in WEIGHTS}
             report[name][f"selector_and_reader_{k}"] = {str(w): round(top_hit(cut, w, selector), 4) for w in WEIGHTS}
     flags = {name: np.array([float(row["in_corpus"]) for row in rows]) for name, rows in sets.items()}
     report["refusal_selector"] = fit_refusal_on(
         {name: (np.array([selector_evidence(row, selector) for row in rows]), flags[name]) for name, rows in sets.items()})["calibration"]
-    for k in range(1, READ_SENTENCES + 1):
+    for k in range(1, MAX_SENTENCES + 1):
         for weight in (0.5, 1.0, 2.0):
             for label, helper in (("reader", None), ("selector_and_reader", selector)):
                 report[f"refusal_{label}_{k}_{weight}"] = fit_refusal_on(
@@ -347,7 +321,7 @@ def report_on(sets: dict[str, list[dict]], selector: Selector) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate-only", action="store_true",
-                        help="export, measure and calibrate the reader already trained in var/reader/trained")
+                        help="measure and calibrate the shipped reader (bot/reader) again, without training or exporting")
     arguments = parser.parse_args()
     if not (DATA / "tydiqa-en-train.json").exists() or not (DATA / "squad2-train-10.json").exists():
         print("shared data not found: skipping", file=sys.stderr)
@@ -361,7 +335,7 @@ def main() -> int:
         stats |= {"examples": len(examples), "without_answer": sum(e.answer is None for e in examples)}
         print(json.dumps(stats), file=sys.stderr)
         stats |= train(examples, trained)
-    export(trained, MODEL_DIR)
+        export(trained, MODEL_DIR)
     stats["measured"] = measure(MODEL_DIR)
     stats["model_sha256"] = file_sha256(MODEL_DIR / "model.onnx")
     RESULTS.mkdir(exist_ok=True)

@@ -197,14 +197,14 @@ def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged
 
 def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judgement,
                 text: Callable[[int], str], sentences: int) -> Judgement:
-    """The selector's judgement (`judged`) with the passage reader's reading of the passages of the ranker's
-    best `sentences` sentences: every sentence of them is lifted further by its score (above the lowest
+    """The selector's judgement (`judged`) with the passage reader's reading of the ranker's best `sentences`
+    sentences with their neighbours: every sentence read is lifted further by its score (above the lowest
     read), and the refusal weighs the best one's score beside the selector's probability. The ranker's own
     scores are kept: quotes widen by them."""
     if not hits:
         return judged
     best = np.argsort(-judged.scores, kind="stable")[:sentences]
-    read, scores = reader.read(question, hits, [hits[i].passage_id for i in best], text)
+    read, scores = reader.read(question, hits, best.tolist(), text)
     return stacked(reader.calibration, judged, read, scores) if len(read) else judged
 
 

@@ -1,7 +1,7 @@
-"""The passage reader: an extractive question-answering model that reads a whole passage at once.
+"""The passage reader: an extractive question-answering model that reads a stretch of a passage at once.
 
-Where the selector reads one sentence at a time, the reader reads the passage around the ranker's
-best sentences and scores every token as the start or the end of an answer, as SQuAD readers do.
+Where the selector reads one sentence at a time, the reader reads the ranker's best sentences with
+their neighbours and scores every token as the start or the end of an answer, as SQuAD readers do.
 A sentence's score is the best answer span inside it against the passage's "no answer" score, so
 an answer that only the sentence before makes sense of ("he was 38") can still be told apart.
 Only sentences are ever quoted: the span itself is never shown.
@@ -21,6 +21,10 @@ from index.search import Hit
 MAX_TOKENS = 256
 # The longest answer span considered, in tokens.
 MAX_SPAN_TOKENS = 40
+# Each sentence is read with this many sentences of its passage either side: on the calibration questions as
+# good as the whole passage (TyDi 0.812 against 0.813, SQuAD 0.860 against 0.862) in 85% of the reader's
+# time; the sentence alone, 0.797 and 0.857 in 61% (`make bench-reader-windows`).
+CONTEXT_SENTENCES = 1
 
 
 def sentence_scores(start_logits: np.ndarray, end_logits: np.ndarray, offsets: Sequence[tuple[int, int]],
@@ -68,17 +72,37 @@ class Reader:
         in_passage = [sequence == 1 for sequence in encoding.sequence_ids]
         return sentence_scores(start[0], end[0], encoding.offsets, in_passage, spans)
 
-    def read(self, question: str, hits: Sequence[Hit], passage_ids: Sequence[int],
+    def read(self, question: str, hits: Sequence[Hit], best: Sequence[int],
              text_of: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
-        """The reader's score of every sentence of the passages `passage_ids` (in that order) among `hits`:
+        """The reader's score of every sentence in the windows of the sentences `best` (indices into `hits`):
         their indices into `hits` and their scores (a sentence the token limit cut off is left out)."""
         read, scores = [], []
-        for passage_id in dict.fromkeys(passage_ids):
-            members = sorted((i for i, hit in enumerate(hits) if hit.passage_id == passage_id), key=lambda i: hits[i].start)
-            first = hits[members[0]]
-            text = text_of(first.document_id)[first.start : hits[members[-1]].end]
-            found = self.scores(question, text, [(hits[i].start - first.start, hits[i].end - first.start) for i in members])
+        for window in windows(hits, best):
+            first, last = hits[window[0]], hits[window[-1]]
+            text = text_of(first.document_id)[first.start : last.end]
+            found = self.scores(question, text, [(hits[i].start - first.start, hits[i].end - first.start) for i in window])
             kept = np.isfinite(found)
-            read += [i for i, keep in zip(members, kept) if keep]
+            read += [i for i, keep in zip(window, kept) if keep]
             scores += found[kept].tolist()
         return np.array(read, dtype=np.int64), np.array(scores, dtype=np.float64)
+
+
+def windows(hits: Sequence[Hit], best: Sequence[int], context: int = CONTEXT_SENTENCES) -> list[list[int]]:
+    """What the reader reads for the sentences `best` (indices into `hits`): each with `context` sentences of
+    its passage either side, windows that overlap or touch joined; each window's indices in text order."""
+    wanted: dict[int, set[int]] = {}
+    for i in best:
+        members = sorted((j for j, hit in enumerate(hits) if hit.passage_id == hits[i].passage_id),
+                         key=lambda j: hits[j].sentence_id)
+        place = members.index(i)
+        wanted.setdefault(hits[i].passage_id, set()).update(members[max(0, place - context) : place + context + 1])
+    found = []
+    for chosen in wanted.values():
+        window: list[int] = []
+        for j in sorted(chosen, key=lambda j: hits[j].sentence_id):
+            if window and hits[j].sentence_id != hits[window[-1]].sentence_id + 1:
+                found.append(window)
+                window = []
+            window.append(j)
+        found.append(window)
+    return found

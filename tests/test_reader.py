@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from bot.answer import Answerer, rank, with_reader, with_selector
 from bot.ranker import Judgement
-from bot.reader import FILES, MAX_SPAN_TOKENS, MODEL_DIR, Reader, sentence_scores
+from bot.reader import CONTEXT_SENTENCES, FILES, MAX_SPAN_TOKENS, MODEL_DIR, Reader, sentence_scores, windows
 from bot.selector import SelectorUnavailable
 from index.build import build_index
+from index.search import Hit
 from tests.conftest import make_settings, write_corpus
 from tests.test_selector import HANDBOOK
 
@@ -79,7 +80,7 @@ def handbook(tmp_path_factory):
     return Answerer(settings)
 
 
-def test_the_reader_reads_every_sentence_of_the_passage_of_the_ranker_best_after_the_selector(handbook):
+def test_the_reader_reads_the_ranker_best_with_its_neighbours_after_the_selector(handbook):
     assert handbook.reader is not None and handbook.selector is not None
     question = "How long must a password be?"  # its passage is not the document's first
     hits = handbook.searcher.search(question)
@@ -87,15 +88,32 @@ def test_the_reader_reads_every_sentence_of_the_passage_of_the_ranker_best_after
                            handbook.searcher.document_title, 3)
     stacked = with_reader(handbook.reader, question, hits, judged, handbook.searcher.document_text, 1)
     best = hits[int(np.argmax(judged.scores))]
-    passage = [i for i, hit in enumerate(hits) if hit.passage_id == best.passage_id]
+    window = [i for i, hit in enumerate(hits) if hit.passage_id == best.passage_id
+              and abs(hit.sentence_id - best.sentence_id) <= CONTEXT_SENTENCES]
     assert np.array_equal(stacked.scores, judged.scores)  # quotes still widen by the ranker's own scores
     lifted = [i for i, (before, after) in enumerate(zip(judged.boosts, stacked.boosts)) if before != after]
-    assert set(lifted) <= set(passage)  # only the read passage's sentences rise, each by its lift over the lowest
-    assert len(passage) > 1 and all(stacked.boosts[i] is not None for i in passage)  # every one of them was read
-    assert all((stacked.boosts[i] or 0.0) >= (judged.boosts[i] or 0.0) for i in passage)
+    assert set(lifted) <= set(window)  # only the read sentences rise, each by its lift over the lowest
+    assert len(window) > 1 and all(stacked.boosts[i] is not None for i in window)  # every one of them was read
+    assert all((stacked.boosts[i] or 0.0) >= (judged.boosts[i] or 0.0) for i in window)
     assert 0.0 <= stacked.probability <= 1.0 and stacked.probability != judged.probability
     ranked = rank(question, hits, rank_scores=stacked.scores, boosts=stacked.boosts)
     assert "14 characters" in ranked[0].text
+
+
+def _hit(passage_id: int, sentence_id: int) -> Hit:
+    return Hit("doc.txt", 10 * sentence_id, 10 * sentence_id + 9, 1, "x" * 9, 0.0, passage_id, sentence_id, 0)
+
+
+def test_windows_keep_to_the_passage_and_join_where_they_meet():
+    # Passage 0 holds sentences 0-5, passage 1 sentences 6-8; the hits come in retrieval's order, not the text's.
+    hits = [_hit(0 if s < 6 else 1, s) for s in (4, 7, 0, 2, 6, 1, 8, 5, 3)]
+    at = {hit.sentence_id: i for i, hit in enumerate(hits)}
+    sentences = lambda found: [[hits[i].sentence_id for i in window] for window in found]  # noqa: E731
+    assert sentences(windows(hits, [at[0]], 1)) == [[0, 1]]  # the passage's first sentence has no sentence before
+    assert sentences(windows(hits, [at[5], at[6]], 1)) == [[4, 5], [6, 7]]  # never across a passage's edge
+    assert sentences(windows(hits, [at[1], at[3]], 1)) == [[0, 1, 2, 3, 4]]  # touching windows are read as one
+    assert sentences(windows(hits, [at[1], at[4]], 0)) == [[1], [4]]
+    assert sentences(windows(hits, [at[2]], 2)) == [[0, 1, 2, 3, 4]]
 
 
 def test_without_the_selector_there_is_no_reader(handbook):
