@@ -126,6 +126,12 @@ def test_the_answer_with_the_reader_quotes_the_sentence_it_points_at(handbook):
     assert answer.answered and "7:00 to 20:00" in answer.quotes[0].text
 
 
+def test_the_reader_finds_the_bicycle_rack_the_selector_misses_for_a_bike(handbook):
+    # Without the reader: the paid-leave sentence (test_selector.py records that miss as a strict xfail).
+    answer = handbook.answer("Where can I leave my bike?")
+    assert answer.answered and "basement rack" in answer.quotes[0].text
+
+
 def test_no_candidates_leave_nothing_for_the_reader_to_read(reader):
     empty = Judgement(np.zeros(0), 0.0)
     assert with_reader(reader, "Anything?", [], empty, lambda document_id: "", 1) is empty
