@@ -8,7 +8,7 @@ QA's train slice less fold STACK_FOLD, the first SQUAD_ARTICLES SQuAD train arti
 the passage that holds the answer (as the index cut it, from the ranker's cached candidates) and
 the best-ranked passage that doesn't. Then it is measured and calibrated where the selector is
 (TyDi fold STACK_FOLD and calib, the last SQuAD train articles, which neither model saw): does the
-sentence it points at, reading the ranker's best sentences with their neighbours as answering does
+sentence it points at, reading the best sentences after the selector with their neighbours as answering does
 (bot/reader.py: windows), hold the answer more often than the selector's choice; how many sentences
 to read, how much its score weighs, and the stacked refusal. Writes bot/reader/ (int8 ONNX, tokenizer, calibration, checksums), reader_sentences and
 reader_min_probability into config/defaults.toml, and bench/results/reader-training.json; nothing
@@ -48,7 +48,7 @@ SEED = 13
 BATCH = 16
 LEARNING_RATE = 8e-5
 EPOCHS = 2
-MAX_SENTENCES = 2  # the reader reads the windows of the ranker's best 1 or 2 sentences (each read costs ~15 ms)
+MAX_SENTENCES = 2  # the reader reads the windows of the best 1 or 2 sentences after the selector (each read costs ~15 ms)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 100.0)
 
 
@@ -186,33 +186,33 @@ def read_windows(reader: Reader, question: str, hits: list, found: list[list[int
 
 
 def shipped_reads(reader: Reader, question: str, hits: list, best: np.ndarray) -> dict:
-    """For each k up to MAX_SENTENCES, the reading of the windows of the ranker's k best, as answering reads them."""
+    """For each k up to MAX_SENTENCES, the reading of the windows of the k best after the selector, as answering reads them."""
     return {k: read_windows(reader, question, hits, windows(hits, best[:k].tolist())) for k in range(1, MAX_SENTENCES + 1)}
 
 
 def measured_rows(collected: dict, ranker: Ranker, reader: Reader, selector: Selector, keep=lambda item: True,
                   reads=shipped_reads) -> list[dict]:
-    """Per question: the ranker's scores and refusal probability; the reader's readings (`reads`; the last is the
-    row's "read"); the shipped selector's lifts, and labels."""
+    """Per question: the ranker's scores and refusal probability; the shipped selector's lifts; the reader's
+    readings (`reads`, given the sentences in the order after the selector; the last is the row's "read"); labels."""
     rows = []
     for item in filter(keep, collected["questions"]):
         hits = cached_hits(item)
         judged = ranker.judge(item["question"], hits)
-        best = np.argsort(-judged.scores, kind="stable")[: max(MAX_SENTENCES, selector_candidates())]
-        readings = reads(reader, item["question"], hits, best)
-        candidates = best[: selector_candidates()]
+        candidates = np.argsort(-judged.scores, kind="stable")[: selector_candidates()]
         logits = selector.scores(item["question"], [pair(item, hits, i) for i in candidates]).astype(np.float64)
-        first = int(np.argmax(judged.scores[candidates] + selector.calibration.lifts(logits)))
+        lifts = np.zeros(len(hits))
+        lifts[candidates] = selector.calibration.lifts(logits)
+        readings = reads(reader, item["question"], hits, np.argsort(-(judged.scores + lifts), kind="stable"))
         rows.append({"scores": judged.scores, "ranker_probability": judged.probability,
                      "reads": readings, "read": list(readings.values())[-1],
-                     "selector_probability": selector.calibration.probability(judged.probability, logits, first),
+                     "selector_probability": selector.calibration.probability(judged.probability, logits, int(np.argmax(lifts[candidates] + judged.scores[candidates]))),
                      "selector_read": candidates, "selector_logits": logits, "in_corpus": item["in_corpus"],
                      "holds": np.array(holds_answer(item, hits))})
     return rows
 
 
 def reading_first(row: dict, sentences: int) -> dict:
-    """The row as if the reader had read only the windows of the ranker's best `sentences` sentences."""
+    """The row as if the reader had read only the windows of the best `sentences` sentences after the selector."""
     return row | {"read": row["reads"][sentences]}
 
 
@@ -278,8 +278,8 @@ def measure(directory: Path) -> dict:
 
 
 def calibrate(sets: dict[str, list[dict]], selector: Selector, directory: Path) -> dict:
-    """How the reader joins the selector, chosen on the TyDi questions: the windows of how many of the ranker's
-    best sentences it reads (at most MAX_SENTENCES, for speed) and how much its score weighs; then the stacked
+    """How the reader joins the selector, chosen on the TyDi questions: the windows of how many of the best
+    sentences after the selector it reads (at most MAX_SENTENCES, for speed) and how much its score weighs; then the stacked
     refusal and the threshold that answers 95% of each set's in-corpus questions. Written beside the model."""
     grid = [(k, w, top_hit([reading_first(row, k) for row in sets["tydi"]], w, selector))
             for k in range(1, MAX_SENTENCES + 1) for w in WEIGHTS if w < 100]

@@ -56,7 +56,7 @@ class Answerer:
         # The selector (verified, then loaded) meanwhile loads beside the embedder.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
         self.ranker = load_ranker(self.settings)
-        # The selector re-reads the ranker's best sentences, and the reader their passages after it: each
+        # The selector re-reads the ranker's best sentences, and the reader the best after it with their neighbours: each
         # refines the judgement before it, so without the ranker (or the selector) it has nothing to refine.
         selector = Background(load_selector, self.settings) if self.ranker else None
         # Off by default: then no thread is started for it.
@@ -197,13 +197,14 @@ def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged
 
 def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judgement,
                 text: Callable[[int], str], sentences: int) -> Judgement:
-    """The selector's judgement (`judged`) with the passage reader's reading of the ranker's best `sentences`
-    sentences with their neighbours: every sentence read is lifted further by its score (above the lowest
-    read), and the refusal weighs the best one's score beside the selector's probability. The ranker's own
-    scores are kept: quotes widen by them."""
+    """The selector's judgement (`judged`) with the passage reader's reading of its best `sentences` sentences
+    (the ranker's score plus the selector's lift) with their neighbours: every sentence read is lifted further
+    by its score (above the lowest read), and the refusal weighs the best one's score beside the selector's
+    probability. The ranker's own scores are kept: quotes widen by them."""
     if not hits:
         return judged
-    best = np.argsort(-judged.scores, kind="stable")[:sentences]
+    lifted = judged.scores + np.array([lift or 0.0 for lift in judged.boosts or [None] * len(judged.scores)])
+    best = np.argsort(-lifted, kind="stable")[:sentences]
     read, scores = reader.read(question, hits, best.tolist(), text)
     return stacked(reader.calibration, judged, read, scores) if len(read) else judged
 

@@ -1,8 +1,8 @@
 """The passage reader: an extractive question-answering model that reads a stretch of a passage at once.
 
-Where the selector reads one sentence at a time, the reader reads the ranker's best sentences with
+Where the selector reads one sentence at a time, the reader reads the best sentences after it with
 their neighbours and scores every token as the start or the end of an answer, as SQuAD readers do.
-A sentence's score is the best answer span inside it against the passage's "no answer" score, so
+A sentence's score is the best answer span inside it against the text's "no answer" score, so
 an answer that only the sentence before makes sense of ("he was 38") can still be told apart.
 Only sentences are ever quoted: the span itself is never shown.
 """
@@ -22,8 +22,8 @@ MAX_TOKENS = 256
 # The longest answer span considered, in tokens.
 MAX_SPAN_TOKENS = 40
 # Each sentence is read with this many sentences of its passage either side: on the calibration questions as
-# good as the whole passage (TyDi 0.812 against 0.813, SQuAD 0.860 against 0.862) in 85% of the reader's
-# time; the sentence alone, 0.797 and 0.857 in 61% (`make bench-reader-windows`).
+# good as the whole passage on TyDi (0.818 for both; SQuAD 0.860 against 0.865) in 85% of the reader's
+# time; the sentence alone, 0.791 and 0.859 in 59% (`make bench-reader-windows`).
 CONTEXT_SENTENCES = 1
 
 

@@ -80,14 +80,14 @@ def handbook(tmp_path_factory):
     return Answerer(settings)
 
 
-def test_the_reader_reads_the_ranker_best_with_its_neighbours_after_the_selector(handbook):
+def test_the_reader_reads_the_best_after_the_selector_with_its_neighbours(handbook):
     assert handbook.reader is not None and handbook.selector is not None
     question = "How long must a password be?"  # its passage is not the document's first
     hits = handbook.searcher.search(question)
     judged = with_selector(handbook.selector, question, hits, handbook.ranker.judge(question, hits),
                            handbook.searcher.document_title, 3)
     stacked = with_reader(handbook.reader, question, hits, judged, handbook.searcher.document_text, 1)
-    best = hits[int(np.argmax(judged.scores))]
+    best = hits[int(np.argmax(judged.scores + np.array([lift or 0.0 for lift in judged.boosts])))]  # in the selector's order
     window = [i for i, hit in enumerate(hits) if hit.passage_id == best.passage_id
               and abs(hit.sentence_id - best.sentence_id) <= CONTEXT_SENTENCES]
     assert np.array_equal(stacked.scores, judged.scores)  # quotes still widen by the ranker's own scores
@@ -98,6 +98,20 @@ def test_the_reader_reads_the_ranker_best_with_its_neighbours_after_the_selector
     assert 0.0 <= stacked.probability <= 1.0 and stacked.probability != judged.probability
     ranked = rank(question, hits, rank_scores=stacked.scores, boosts=stacked.boosts)
     assert "14 characters" in ranked[0].text
+
+
+def test_the_reader_reads_in_the_order_after_the_selector_not_the_ranker(handbook):
+    question = "How long must a password be?"
+    hits = handbook.searcher.search(question)
+    judged = handbook.ranker.judge(question, hits)
+    ranker_best = int(np.argmax(judged.scores))
+    other = next(i for i, hit in enumerate(hits) if hit.passage_id != hits[ranker_best].passage_id)
+    boosts = [None] * len(hits)
+    boosts[other] = 100.0  # as if the selector had lifted a sentence of another passage to the top
+    stacked = with_reader(handbook.reader, question, hits, Judgement(judged.scores, judged.probability, tuple(boosts)),
+                          handbook.searcher.document_text, 1)
+    read = [i for i, lift in enumerate(stacked.boosts) if lift is not None]
+    assert other in read and all(hits[i].passage_id == hits[other].passage_id for i in read)
 
 
 def _hit(passage_id: int, sentence_id: int) -> Hit:
