@@ -2,8 +2,8 @@
 
 On the reader's calibration questions (bench/train_reader.py; never trained on, nothing from TyDi's
 test slice or SQuAD dev), the shipped reader reads the best reader_sentences sentences after the
-selector alone, with 1 or 2 sentences of their passage either side, or their whole passages; for each, how
-often the best sentence (selector, then reader, at the shipped weight and at the best) holds the
+selector alone, with 1 or 2 sentences of their passage either side, or their whole passages; for
+each, how often the best sentence (selector, then reader, at the shipped weight and at the best) holds the
 answer, the out-of-corpus refusals fitted on it, and the reader's time per question. Writes
 bench/results/reader-windows.json. Chose bot/reader.py's CONTEXT_SENTENCES.
 """

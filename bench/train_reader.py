@@ -8,10 +8,11 @@ QA's train slice less fold STACK_FOLD, the first SQUAD_ARTICLES SQuAD train arti
 the passage that holds the answer (as the index cut it, from the ranker's cached candidates) and
 the best-ranked passage that doesn't. Then it is measured and calibrated where the selector is
 (TyDi fold STACK_FOLD and calib, the last SQuAD train articles, which neither model saw): does the
-sentence it points at, reading the best sentences after the selector with their neighbours as answering does
-(bot/reader.py: windows), hold the answer more often than the selector's choice; how many sentences
-to read, how much its score weighs, and the stacked refusal. Writes bot/reader/ (int8 ONNX, tokenizer, calibration, checksums), reader_sentences and
-reader_min_probability into config/defaults.toml, and bench/results/reader-training.json; nothing
+sentence it points at, reading the best sentences after the selector with their neighbours as
+answering does (bot/reader.py: windows), hold the answer more often than the selector's choice; how
+many sentences to read, how much its score weighs, and the stacked refusal. Writes bot/reader/ (int8
+ONNX, tokenizer, calibration, checksums), reader_sentences and reader_min_probability into
+config/defaults.toml, and bench/results/reader-training.json; nothing
 from TyDi's test slice or SQuAD dev is read. Seeded, but torch's CPU kernels make reruns equal
 only up to rounding.
 """
@@ -150,8 +151,8 @@ def train(examples: list[Example], output: Path) -> dict:
         order = list(range(len(examples)))
         rng.shuffle(order)
         # Batches of similar lengths (sorted within windows of 20 batches), in random order: less padding.
-        windows = [sorted(order[i : i + 20 * BATCH], key=lambda n: len(examples[n].passage)) for i in range(0, len(order), 20 * BATCH)]
-        batches = [w[i : i + BATCH] for w in windows for i in range(0, len(w), BATCH) if len(w[i : i + BATCH]) == BATCH]
+        length_groups = [sorted(order[i : i + 20 * BATCH], key=lambda n: len(examples[n].passage)) for i in range(0, len(order), 20 * BATCH)]
+        batches = [w[i : i + BATCH] for w in length_groups for i in range(0, len(w), BATCH) if len(w[i : i + BATCH]) == BATCH]
         rng.shuffle(batches)
         return batches
 
