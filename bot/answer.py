@@ -56,8 +56,9 @@ class Answerer:
         # The selector (verified, then loaded) meanwhile loads beside the embedder.
         self._searcher = Searcher(self.settings, self._embed_query, weights)
         self.ranker = load_ranker(self.settings)
-        # The selector re-reads the ranker's best sentences, and the reader the best after it with their neighbours: each
-        # refines the judgement before it, so without the ranker (or the selector) it has nothing to refine.
+        # The selector re-reads the ranker's best sentences, and the reader the best after it with their
+        # neighbours: each refines the judgement before it, so without the ranker (or the selector) it has
+        # nothing to refine.
         selector = Background(load_selector, self.settings) if self.ranker else None
         # Off by default: then no thread is started for it.
         reader = Background(load_reader, self.settings) if self.ranker and self.settings.selector and self.settings.reader else None
@@ -203,8 +204,7 @@ def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judg
     probability. The ranker's own scores are kept: quotes widen by them."""
     if not hits:
         return judged
-    lifted = judged.scores + np.array([lift or 0.0 for lift in judged.boosts or [None] * len(judged.scores)])
-    best = np.argsort(-lifted, kind="stable")[:sentences]
+    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
     read, scores = reader.read(question, hits, best.tolist(), text)
     return stacked(reader.calibration, judged, read, scores) if len(read) else judged
 
@@ -216,8 +216,9 @@ def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logit
     boosts = list(judged.boosts) if judged.boosts is not None else [None] * len(judged.scores)
     for index, lift in zip(read, lifts):
         boosts[index] = (boosts[index] or 0.0) + float(lift)
-    best = int(np.argmax([judged.scores[i] + boosts[i] for i in read]))
-    return Judgement(judged.scores, calibration.probability(judged.probability, logits, best), tuple(boosts))
+    lifted = replace(judged, boosts=tuple(boosts))
+    best = int(np.argmax(lifted.lifted[read]))
+    return replace(lifted, probability=calibration.probability(judged.probability, logits, best))
 
 
 def order(hit: Hit) -> float:

@@ -152,6 +152,13 @@ class Judgement:
     probability: float
     boosts: tuple[float | None, ...] | None = None
 
+    @property
+    def lifted(self) -> np.ndarray:
+        """Each candidate's score plus its lift (0 where none): what the answer's order follows."""
+        if self.boosts is None:
+            return self.scores
+        return self.scores + np.array([lift or 0.0 for lift in self.boosts])
+
 
 @dataclass(frozen=True)
 class Ranker:

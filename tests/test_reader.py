@@ -87,7 +87,7 @@ def test_the_reader_reads_the_best_after_the_selector_with_its_neighbours(handbo
     judged = with_selector(handbook.selector, question, hits, handbook.ranker.judge(question, hits),
                            handbook.searcher.document_title, 3)
     stacked = with_reader(handbook.reader, question, hits, judged, handbook.searcher.document_text, 1)
-    best = hits[int(np.argmax(judged.scores + np.array([lift or 0.0 for lift in judged.boosts])))]  # in the selector's order
+    best = hits[int(np.argmax(judged.lifted))]  # in the selector's order
     window = [i for i, hit in enumerate(hits) if hit.passage_id == best.passage_id
               and abs(hit.sentence_id - best.sentence_id) <= CONTEXT_SENTENCES]
     assert np.array_equal(stacked.scores, judged.scores)  # quotes still widen by the ranker's own scores
