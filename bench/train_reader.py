@@ -238,12 +238,15 @@ def selector_lifts(row: dict, selector: Selector) -> np.ndarray:
     return lifts
 
 
-def chosen(row: dict, weight: float, with_selector: Selector | None) -> int:
-    """The sentence put first: ranker score + the reader's lift (+ the selector's, if given)."""
+def lifted(row: dict, weight: float, with_selector: Selector | None) -> np.ndarray:
+    """What the answer's order follows: ranker score + the reader's lift (+ the selector's, if given)."""
     combined = row["scores"] + reader_lifts(row["read"], weight)
-    if with_selector is not None:
-        combined = combined + selector_lifts(row, with_selector)
-    return int(np.argmax(combined))
+    return combined + selector_lifts(row, with_selector) if with_selector is not None else combined
+
+
+def chosen(row: dict, weight: float, with_selector: Selector | None) -> int:
+    """The sentence put first."""
+    return int(np.argmax(lifted(row, weight, with_selector)))
 
 
 def top_hit(rows: list[dict], weight: float, with_selector: Selector | None = None) -> float:
@@ -259,10 +262,7 @@ def reader_evidence(row: dict, weight: float, with_selector: Selector | None) ->
     before = row["ranker_probability"] if with_selector is None else row["selector_probability"]
     if not len(seen):
         return np.array([log_odds(before), -10.0, 0.0])
-    combined = row["scores"] + reader_lifts(row["read"], weight)
-    if with_selector is not None:
-        combined = combined + selector_lifts(row, with_selector)
-    return Calibration.stack_evidence(before, row["read"][seen], int(np.argmax(combined[seen])))
+    return Calibration.stack_evidence(before, row["read"][seen], int(np.argmax(lifted(row, weight, with_selector)[seen])))
 
 
 def selector_evidence(row: dict, selector: Selector) -> np.ndarray:
