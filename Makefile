@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-reader calibrate-reader bench-reader-windows eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -121,6 +121,14 @@ calibrate-reader: $(BENCH_STAMP)
 # How much text around the ranker's best sentences the reader reads: alone, 1 or 2 either side, or the whole passage.
 bench-reader-windows: $(BENCH_STAMP)
 	cd bench && ../$(PY) reader_windows.py
+
+# Export the trained reader (var/reader/trained, from `make train-reader`) again, then measure and calibrate it.
+export-reader: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_reader.py --export-only
+
+# What int8 costs the reader: its fp32 export against int8 with one scale per weight matrix or per channel.
+bench-reader-quantization: $(BENCH_STAMP)
+	cd bench && ../$(PY) reader_quantization.py
 
 # The answer selector (bot/selector/): reproducible from the shared data with a fixed seed, on the
 # ranker's candidates (searched again, or reused from `make fit-ranker`'s cache in var/ranker/).

@@ -236,11 +236,10 @@ def export(trained: Path, directory: Path) -> None:
     write_checksum(directory)
 
 
-def export_onnx(model, tokenizer, outputs: tuple[str, ...], directory: Path) -> None:
-    """A BERT-style model's `outputs` as ONNX (opset 17, dynamic batch and length), quantized to int8 and
-    pre-optimized, as `directory`/model.onnx, with its tokenizer as tokenizer.json."""
+def export_onnx(model, tokenizer, outputs: tuple[str, ...], directory: Path, per_channel: bool = False) -> None:
+    """A BERT-style model's `outputs` as ONNX (opset 17, dynamic batch and length), kept in fp32 (fp32_export)
+    and quantized (`quantize`) as `directory`/model.onnx, with its tokenizer as tokenizer.json."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     encoded = tokenizer(["a question?", "another?"], ["a sentence.", "one more sentence here."], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
@@ -256,15 +255,28 @@ def export_onnx(model, tokenizer, outputs: tuple[str, ...], directory: Path) -> 
 
     directory.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
-    fp32 = WORK / f"{directory.name}.fp32.onnx"
+    fp32 = fp32_export(directory)
     with torch.no_grad():
         torch.onnx.export(Outputs().eval(), tuple(encoded[n] for n in names), str(fp32), input_names=names,
                           output_names=list(outputs),
                           dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, **{o: {0: "batch"} for o in outputs}},
                           opset_version=17, dynamo=False)
-    quantize_dynamic(str(fp32), str(directory / "model.onnx"), weight_type=QuantType.QInt8)
-    preoptimize(directory / "model.onnx")
+    quantize(fp32, directory / "model.onnx", per_channel)
     tokenizer.backend_tokenizer.save(str(directory / "tokenizer.json"))
+
+
+def fp32_export(directory: Path) -> Path:
+    """Where export_onnx keeps the fp32 model it quantized into `directory`."""
+    return WORK / f"{directory.name}.fp32.onnx"
+
+
+def quantize(fp32: Path, target: Path, per_channel: bool = False) -> None:
+    """The ONNX model `fp32` with its weights quantized to int8 (one scale per weight matrix, or per output
+    channel) and pre-optimized, as `target`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=per_channel)
+    preoptimize(target)
 
 
 def main() -> int:
