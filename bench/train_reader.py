@@ -37,6 +37,7 @@ from calibrate_selector import calibration_sets  # noqa: E402
 from fit_ranker import FOLD_HOLDOUT, cached_hits, fit_refusal_on, holds_answer, search_candidates, train_folds  # noqa: E402
 from train_selector import SQUAD_ARTICLES, STACK_FOLD, export_onnx, fine_tune, pair  # noqa: E402
 
+from bot.answer import stacked  # noqa: E402
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
 from bot.reader import FILES, MAX_TOKENS, MODEL_DIR, Reader, windows  # noqa: E402
@@ -204,12 +205,11 @@ def measured_rows(collected: dict, ranker: Ranker, reader: Reader, selector: Sel
         judged = ranker.judge(item["question"], hits)
         candidates = np.argsort(-judged.scores, kind="stable")[: selector_candidates()]
         logits = selector.scores(item["question"], [pair(item, hits, i) for i in candidates]).astype(np.float64)
-        lifts = np.zeros(len(hits))
-        lifts[candidates] = selector.calibration.lifts(logits)
-        readings = reads(reader, item["question"], hits, np.argsort(-(judged.scores + lifts), kind="stable"))
+        selected = stacked(selector.calibration, judged, candidates, logits)  # as answering stacks them
+        readings = reads(reader, item["question"], hits, np.argsort(-selected.lifted, kind="stable"))
         rows.append({"scores": judged.scores, "ranker_probability": judged.probability,
                      "reads": readings, "read": list(readings.values())[-1],
-                     "selector_probability": selector.calibration.probability(judged.probability, logits, int(np.argmax(lifts[candidates] + judged.scores[candidates]))),
+                     "selector_probability": selected.probability,
                      "selector_read": candidates, "selector_logits": logits, "in_corpus": item["in_corpus"],
                      "holds": np.array(holds_answer(item, hits))})
     return rows
@@ -336,14 +336,12 @@ def main() -> int:
     stats: dict = {"seed": SEED, "epochs": EPOCHS, "batch": BATCH, "learning_rate": LEARNING_RATE}
     if arguments.calibrate_only or arguments.export_only:  # keep the training run's own figures
         stats = {k: v for k, v in json.loads(results.read_text(encoding="utf-8")).items() if k != "measured"}
-        if arguments.export_only:
-            export(trained, MODEL_DIR)
-            stats["per_channel"] = PER_CHANNEL
     else:
         examples = training_examples()
         stats |= {"examples": len(examples), "without_answer": sum(e.answer is None for e in examples)}
         print(json.dumps(stats), file=sys.stderr)
         stats |= train(examples, trained)
+    if not arguments.calibrate_only:
         export(trained, MODEL_DIR)
         stats["per_channel"] = PER_CHANNEL
     stats["measured"] = measure(MODEL_DIR)
