@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector calibrate-selector eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -134,6 +134,14 @@ bench-reader-quantization: $(BENCH_STAMP)
 # ranker's candidates (searched again, or reused from `make fit-ranker`'s cache in var/ranker/).
 train-selector: $(BENCH_STAMP)
 	cd bench && ../$(PY) train_selector.py
+
+# Export the last trained selector (var/selector/trained, from `make train-selector`) again, then calibrate it.
+export-selector: $(BENCH_STAMP)
+	cd bench && ../$(PY) train_selector.py --export ../var/selector/trained && ../$(PY) calibrate_selector.py
+
+# What int8 costs the selector: its fp32 export against int8 with one scale per weight matrix or per channel.
+bench-selector-quantization: $(BENCH_STAMP)
+	cd bench && ../$(PY) selector_quantization.py
 
 # An experiment, not shipped: a 4-layer selector that also reads the 160 characters before each sentence,
 # trained and calibrated as the shipped one (var/selector/context-160-layers-4/, bench/results/selector-*-context-160-layers-4.json).

@@ -103,6 +103,21 @@ def calibration_sets(score: Callable[[dict, Ranker, Callable[[dict], bool]], lis
     }
 
 
+def fitted(sets: dict[str, list[dict]]) -> tuple[list[dict], dict, dict, dict]:
+    """Every (candidates, logit_weight) pair's top-hit rates on `sets` (scored rows), the chosen pair, the stacked
+    refusal's evidence at it and the refusal fitted on that (fit_refusal_on)."""
+    grid = []
+    for candidates, weight in itertools.product(range(1, READ + 1), LOGIT_WEIGHTS):
+        calibration = Calibration(weight)
+        grid.append({"candidates": candidates, "logit_weight": weight,
+                     **{f"{name}_top_hit": round(hit_rate(rows, calibration, candidates), 4) for name, rows in sets.items()}})
+    allowed = [row for row in grid if row["candidates"] <= MAX_CANDIDATES]
+    chosen = max(allowed, key=lambda row: (row["tydi_top_hit"], -row["candidates"]))
+    calibration = Calibration(chosen["logit_weight"])
+    evidence = {name: stacked_evidence(rows, calibration, chosen["candidates"]) for name, rows in sets.items()}
+    return grid, chosen, evidence, fit_refusal_on(evidence)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_variant_arguments(parser, "calibrate")
@@ -113,17 +128,9 @@ def main() -> int:
         return 0
     selector = Selector(directory, calibrated=False, max_tokens=variant.max_tokens)
     sets = calibration_sets(lambda collected, ranker, keep: scored(collected, ranker, selector, keep, context))
-    grid = []
-    for candidates, weight in itertools.product(range(1, READ + 1), LOGIT_WEIGHTS):
-        calibration = Calibration(weight)
-        grid.append({"candidates": candidates, "logit_weight": weight,
-                     **{f"{name}_top_hit": round(hit_rate(rows, calibration, candidates), 4) for name, rows in sets.items()}})
-    allowed = [row for row in grid if row["candidates"] <= MAX_CANDIDATES]
-    chosen = max(allowed, key=lambda row: (row["tydi_top_hit"], -row["candidates"]))
-    candidates, calibration = chosen["candidates"], Calibration(chosen["logit_weight"])
-    evidence = {name: stacked_evidence(rows, calibration, candidates) for name, rows in sets.items()}
-    refusal = fit_refusal_on(evidence)
-    calibration = Calibration(calibration.logit_weight, tuple(round(w, 6) for w in refusal["refusal_weights"]),
+    grid, chosen, evidence, refusal = fitted(sets)
+    candidates = chosen["candidates"]
+    calibration = Calibration(chosen["logit_weight"], tuple(round(w, 6) for w in refusal["refusal_weights"]),
                               round(refusal["refusal_bias"], 6))
     (directory / "calibration.json").write_text(json.dumps({
         "logit_weight": calibration.logit_weight,

@@ -11,21 +11,20 @@ bench/train_reader.py's PER_CHANNEL.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 
 import numpy as np
 
-from common import DATA, write_json_results  # (also puts the project on sys.path)
+from common import write_json_results  # (also puts the project on sys.path)
 
 from calibrate_selector import calibration_sets  # noqa: E402
 from fit_ranker import fit_refusal_on  # noqa: E402
 from train_reader import MAX_SENTENCES, WEIGHTS, WORK, measured_rows, read_windows, reader_evidence, top_hit  # noqa: E402
-from train_selector import fp32_export, quantize  # noqa: E402
+from train_selector import fp32_to_measure, variant_model  # noqa: E402
 
 from bot.reader import FILES, MODEL_DIR, Reader, windows  # noqa: E402
-from bot.selector import Selector, write_checksum  # noqa: E402
+from bot.selector import Selector  # noqa: E402
 
 VARIANTS = {"fp32": None, "int8, one scale per matrix": False, "int8, one scale per channel": True}
 
@@ -35,26 +34,14 @@ def variant_readers(fp32) -> dict[str, Reader]:
     readers = {}
     for number, (name, per_channel) in enumerate(VARIANTS.items()):
         directory = WORK / "quantization" / str(number)
-        directory.mkdir(parents=True, exist_ok=True)
-        if per_channel is None:
-            shutil.copyfile(fp32, directory / "model.onnx")
-        else:
-            quantize(fp32, directory / "model.onnx", per_channel)
-        for name_of_file in FILES[1:]:  # a Reader checks every file's checksum, calibration's too (unread here)
-            shutil.copyfile(MODEL_DIR / name_of_file, directory / name_of_file)
-        write_checksum(directory, FILES)
+        variant_model(fp32, per_channel, MODEL_DIR, FILES, directory)
         readers[name] = Reader(directory, calibrated=False)
     return readers
 
 
 def main() -> int:
-    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
-    fp32 = fp32_export(MODEL_DIR)
-    if not fp32.is_file():
-        print(f"skipped: no fp32 export of the reader at {fp32}: run `make train-reader` "
-              "(or `bench/train_reader.py --export-only`) first", file=sys.stderr)
+    fp32 = fp32_to_measure(MODEL_DIR, "reader", "`make train-reader` (or `make export-reader`)")
+    if fp32 is None:
         return 0
     readers, selector = variant_readers(fp32), Selector()
     seconds = {name: 0.0 for name in readers}

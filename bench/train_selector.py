@@ -3,8 +3,8 @@
 `make train-selector` runs this, after `make fit-ranker`. It is initialised from the bundled
 all-MiniLM-L6-v2 (its first LAYERS layers: all 6), trained on real questions (TyDi QA
 English, the *train* slice less its fold STACK_FOLD) and on the first SQUAD_ARTICLES of the
-10 SQuAD 2.0 train articles, exported to ONNX, quantized to int8 and written to bot/selector/
-with its checksum. What it never sees is what its place beside the ranker is fitted on
+10 SQuAD 2.0 train articles, exported to ONNX, quantized to int8 (PER_CHANNEL) and written to bot/selector/
+with its checksum; `--export ../var/selector/trained` (`make export-selector`) exports the last run's weights again. What it never sees is what its place beside the ranker is fitted on
 (`make calibrate-selector`: TyDi's fold STACK_FOLD and calib slice, the last SQuAD train
 articles), and nothing from TyDi's test slice or SQuAD's dev set is read at all.
 
@@ -58,6 +58,9 @@ STACK_FOLD = 3
 SQUAD_ARTICLES = 6
 # A model that reads context before each sentence reads up to this many tokens of a pair.
 CONTEXT_MAX_TOKENS = 128
+# int8 with one scale per output channel of each weight matrix rather than one per matrix: on the calibration
+# questions 0.781 of TyDi's best sentences hold the answer against 0.766 (fp32: 0.786), `make bench-selector-quantization`.
+PER_CHANNEL = True
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ def export(trained: Path, directory: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(trained).eval()
-    export_onnx(model, AutoTokenizer.from_pretrained(trained), ("logits",), directory)
+    export_onnx(model, AutoTokenizer.from_pretrained(trained), ("logits",), directory, PER_CHANNEL)
     calibration = directory / "calibration.json"
     if not calibration.exists():  # until `make calibrate-selector` fits it, loading says to run that
         calibration.write_text(json.dumps({"note": "run `make calibrate-selector`"}) + "\n", encoding="utf-8")
@@ -270,6 +273,34 @@ def fp32_export(directory: Path) -> Path:
     return WORK / f"{directory.name}.fp32.onnx"
 
 
+def fp32_to_measure(directory: Path, what: str, how: str) -> Path | None:
+    """The fp32 export of the model in `directory` (`what` it is) for a quantization benchmark, or None, said on
+    stderr, when the shared data or the export (`how` to make it) is missing."""
+    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
+        print("skipped: shared data not found", file=sys.stderr)
+        return None
+    fp32 = fp32_export(directory)
+    if not fp32.is_file():
+        print(f"skipped: no fp32 export of the {what} at {fp32}: run {how} first", file=sys.stderr)
+        return None
+    return fp32
+
+
+def variant_model(fp32: Path, per_channel: bool | None, shipped: Path, files: tuple[str, ...], directory: Path) -> None:
+    """The shipped model in `shipped` (its `files`, model.onnx first) as a copy in `directory`, with `fp32` as its
+    model.onnx, quantized (`quantize`) as `per_channel` says or, when None, kept in fp32; checksums written."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if per_channel is None:
+        shutil.copyfile(fp32, directory / "model.onnx")
+    else:
+        quantize(fp32, directory / "model.onnx", per_channel)
+    for name in files[1:]:  # a model's loader checks every file's checksum, calibration's too (unread here)
+        shutil.copyfile(shipped / name, directory / name)
+    write_checksum(directory, files)
+
+
 def quantize(fp32: Path, target: Path, per_channel: bool = False) -> None:
     """The ONNX model `fp32` with its weights quantized to int8 (one scale per weight matrix, or per output
     channel) and pre-optimized, as `target`."""
@@ -289,6 +320,7 @@ def main() -> int:
     output = variant.directory
     if arguments.export:
         export(arguments.export, output)
+        record_export(arguments.export, variant)
         return 0
     if not (DATA / "tydiqa-en-train.json").exists() or not (DATA / "squad2-train-10.json").exists():
         print("shared data not found: skipping", file=sys.stderr)
@@ -300,12 +332,27 @@ def main() -> int:
     print(json.dumps(stats), file=sys.stderr)
     trained = WORK / f"trained{variant.suffix}"
     stats |= train(groups, trained, variant)
-    export(trained, output)
-    stats["model_sha256"] = file_sha256(output / "model.onnx")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"selector-training{variant.suffix}.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(stats), file=sys.stderr)
+    training_results(variant).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    export(trained, output)
+    record_export(trained, variant)
     return 0
+
+
+def training_results(variant: Variant) -> Path:
+    return RESULTS / f"selector-training{variant.suffix}.json"
+
+
+def record_export(checkpoint: Path, variant: Variant) -> None:
+    """Add what was exported, from which checkpoint and how quantized, to the variant's training results."""
+    path = training_results(variant)
+    stats = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    checkpoint = checkpoint.resolve()
+    origin = checkpoint.relative_to(ROOT).as_posix() if checkpoint.is_relative_to(ROOT) else str(checkpoint)
+    stats |= {"exported_from": origin, "per_channel": PER_CHANNEL,
+              "model_sha256": file_sha256(variant.directory / "model.onnx")}
+    path.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(stats), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -143,13 +143,13 @@ def test_the_answer_with_the_reader_quotes_the_sentence_it_points_at(handbook):
 @pytest.mark.xfail(strict=True, reason="known miss since the reader quantized per channel (2026-12-04): it no longer "
                    "lifts the bicycle rack's sentence above the paid-leave one, as the reader quantized per matrix did")
 def test_the_reader_finds_the_bicycle_rack_the_selector_misses_for_a_bike(handbook):
-    # Without the reader: the paid-leave sentence (test_selector.py records that miss as a strict xfail).
+    # Without the reader: refused (test_selector.py), the paid-leave sentence the closest.
     answer = handbook.answer("Where can I leave my bike?")
     assert answer.answered and "basement rack" in answer.quotes[0].text
 
 
-def test_the_reader_refuses_the_wifi_password_the_selector_answers_with_the_password_policy(handbook):
-    # Without the reader: the password policy (test_selector.py records that miss as a strict xfail).
+def test_the_reader_refuses_the_wifi_password_and_names_the_password_policy(handbook):
+    # Without the reader: refused too (test_selector.py), since the selector quantized per channel.
     answer = handbook.answer("What is the wifi password?")
     assert not answer.answered and answer.quotes == ()
     assert answer.closest is not None and "Passwords must be" in answer.closest.text

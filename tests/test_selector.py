@@ -92,7 +92,7 @@ _NEAR_MISS = "known miss: an on-topic question the handbook can't answer; the ra
 
 
 @pytest.mark.parametrize("question", [
-    pytest.param("What is the wifi password?", marks=pytest.mark.xfail(strict=True, reason=_NEAR_MISS.format("the password policy"))),
+    "What is the wifi password?",  # answered with the password policy until the selector quantized per channel
     pytest.param("Is the London office open on Saturday?", marks=pytest.mark.xfail(
         strict=True, reason=_NEAR_MISS.format("the Amsterdam office hours"))),
     "Who won the 2022 football World Cup?",
@@ -110,9 +110,8 @@ def test_the_ranker_alone_quotes_a_wrong_paraphrase_match(handbook):
     assert alone.answer("Where can I leave my bike?").answered
 
 
-@pytest.mark.xfail(strict=True, reason="known miss since the 6-layer selector (2026-12-03): the stack gives the "
-                   "paid-leave sentence 0.767, just above the threshold 0.756 (the 4-layer one refused it)")
 def test_a_wrong_paraphrase_match_is_refused(handbook):
+    # Answered with the paid-leave sentence from the 6-layer selector (2026-12-03) until it was quantized per channel.
     assert not handbook.answer("Where can I leave my bike?").answered
 
 
