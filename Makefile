@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking bench-embedder-quantization eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -48,6 +48,12 @@ fit-ranker: $(BENCH_STAMP)
 # Whether sentence vectors pooled from their passage's tokens (late chunking) would help the ranker.
 bench-late-chunking: $(STAMP)
 	cd bench && ../$(PY) late_chunking.py
+
+# What int8 costs the embedder: fp32 against int8 with one scale per weight matrix or per channel.
+# (bench/results/*-embedder-per-channel.json: fit-ranker, calibrate-selector and calibrate-reader run with
+# index/onnx_export.py's PER_CHANNEL set, their results files copied; not shipped.)
+bench-embedder-quantization: $(STAMP)
+	cd bench && ../$(PY) embedder_quantization.py
 
 # First-quote length against hits by quote_neighbour_margin, on TyDi's train slice.
 tune-quotes: $(STAMP)

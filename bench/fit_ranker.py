@@ -41,7 +41,8 @@ ANSWERED = 0.95
 L2 = 1e-2
 # Retrieval's candidates are reused while the search and build that make them are unchanged; the
 # ranker's features are computed from them afresh on each run.
-CODE_HASH = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in ("index/search.py", "index/build.py", "index/load.py"))).hexdigest()[:12]
+CODE_HASH = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in ("index/search.py", "index/build.py", "index/load.py",
+                                                                        "index/engine.py", "index/onnx_export.py"))).hexdigest()[:12]
 # The text before each candidate kept, for a selector trained with context (`make try-selector-context`).
 BEFORE_CHARS = 320
 # What a candidate keeps of its Hit: enough to compute FEATURES again.

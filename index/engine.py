@@ -17,7 +17,7 @@ from config import Settings
 from index.embed import OnnxEmbedder, load_embedder, resolve_model
 from index.errors import ModelUnavailable
 from index.notice import warn
-from index.onnx_export import FILES, NotExportable, export
+from index.onnx_export import FILES, PER_CHANNEL, NotExportable, export
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 
@@ -98,8 +98,9 @@ def _export_key(settings: Settings) -> str:
     # optimizes the graph it holds: onnx_export.preoptimize) change.
     from importlib.metadata import version
 
+    quantization = f"{settings.onnx_int8}" + ("|per-channel" if PER_CHANNEL and settings.onnx_int8 else "")
     digest = hashlib.sha256(
-        f"{settings.model}|{settings.onnx_int8}|{version('torch')}|{version('onnxruntime')}|preoptimized".encode()
+        f"{settings.model}|{quantization}|{version('torch')}|{version('onnxruntime')}|preoptimized".encode()
     )
     location = Path(resolve_model(settings.model))
     if location.is_dir():
