@@ -4,8 +4,8 @@ The selector's fp32 export (kept by `make train-selector` or `make export-select
 fp32_export) is quantized two ways, one int8 scale per weight matrix or one per output channel, and each of the
 three is calibrated as `make calibrate-selector` does, on the same questions (never trained on; nothing from
 TyDi's test slice or SQuAD dev): how many sentences it reads and how its logit weighs, how often the best
-sentence then holds the answer, the out-of-corpus refusals fitted on them, size and the selector's time per
-question. Only an int8 model fits the 25 MB an artifact may take. Writes
+sentence then holds the answer, the out-of-corpus refusals fitted on them, size, and the seconds the calibration
+sets took to score (the first variant's also search them, unless `make fit-ranker` cached that). Only an int8 model fits the 25 MB an artifact may take. Writes
 bench/results/selector-quantization.json. Chose bench/train_selector.py's PER_CHANNEL.
 """
 
