@@ -3,10 +3,11 @@
 `make train-selector` runs this, after `make fit-ranker`. It is initialised from the bundled
 all-MiniLM-L6-v2 (its first LAYERS layers: all 6), trained on real questions (TyDi QA
 English, the *train* slice less its fold STACK_FOLD) and on the first SQUAD_ARTICLES of the
-10 SQuAD 2.0 train articles, exported to ONNX, quantized to int8 (PER_CHANNEL) and written to bot/selector/
-with its checksum; `--export ../var/selector/trained` (`make export-selector`) exports the last run's weights again. What it never sees is what its place beside the ranker is fitted on
-(`make calibrate-selector`: TyDi's fold STACK_FOLD and calib slice, the last SQuAD train
-articles), and nothing from TyDi's test slice or SQuAD's dev set is read at all.
+10 SQuAD 2.0 train articles, exported to ONNX, quantized to int8 (PER_CHANNEL) and written to
+bot/selector/ with its checksum (`make export-selector` exports the last run's weights again). What it
+never sees is what its place beside the ranker is fitted on (`make calibrate-selector`: TyDi's fold
+STACK_FOLD and calib slice, the last SQuAD train articles), and nothing from TyDi's test slice or SQuAD's
+dev set is read at all.
 
 Each question becomes a group of the candidates it will meet when answering: retrieval's
 sentences for it (from the ranker's cached candidates, `make fit-ranker`), the best-ranked one
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -289,8 +291,6 @@ def fp32_to_measure(directory: Path, what: str, how: str) -> Path | None:
 def variant_model(fp32: Path, per_channel: bool | None, shipped: Path, files: tuple[str, ...], directory: Path) -> None:
     """The shipped model in `shipped` (its `files`, model.onnx first) as a copy in `directory`, with `fp32` as its
     model.onnx, quantized (`quantize`) as `per_channel` says or, when None, kept in fp32; checksums written."""
-    import shutil
-
     directory.mkdir(parents=True, exist_ok=True)
     if per_channel is None:
         shutil.copyfile(fp32, directory / "model.onnx")
