@@ -88,3 +88,25 @@ def test_a_damaged_cached_export_is_made_again_with_a_warning(tmp_path, capsys):
     assert build_index(settings).documents == 2
     assert "cached ONNX export" in capsys.readouterr().err
     assert Answerer(settings).answer("When do bats hunt?").quotes[0].text == "Bats hunt at dusk."
+
+
+def test_an_export_quantized_per_channel_keeps_closer_to_the_model(seed_settings, tmp_path):
+    from index.onnx_export import CONFIG_FILE, export
+
+    build_index(seed_settings)  # the default export: int8, one scale per weight matrix
+    per_matrix = OnnxEmbedder(store.current_generation(seed_settings.index_dir))
+    reference = load_embedder(seed_settings.model)
+    export(reference._model, tmp_path / "per-channel", quantize=True, per_channel=True)
+    assert json.loads((tmp_path / "per-channel" / CONFIG_FILE).read_text())["per_channel"] is True
+    texts = ["How many troops would Pakistan send to Gaza?", "Owls hunt at night, and bats at dusk. " * 8]
+    wanted = reference.embed(texts)
+    closeness = lambda embedder: np.sum(embedder.embed(texts) * wanted, axis=1)  # noqa: E731
+    assert np.all(closeness(OnnxEmbedder(tmp_path / "per-channel")) > closeness(per_matrix))
+
+
+def test_an_export_quantized_another_way_never_shares_cached_vectors(seed_settings, monkeypatch):
+    from index import engine
+
+    shipped = engine.engine_key(seed_settings, "onnx-int8")
+    monkeypatch.setattr(engine, "PER_CHANNEL", True)
+    assert engine.engine_key(seed_settings, "onnx-int8") != shipped
