@@ -36,7 +36,7 @@ import numpy as np
 
 # OpenMP threads that spin while waiting crawl when anything else runs on the 2 cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from common import DATA, RESULTS, ROOT  # noqa: E402  (also puts the project on sys.path)
+from common import DATA, RESULTS, ROOT, require_data  # noqa: E402  (also puts the project on sys.path)
 
 from fit_ranker import FOLD_HOLDOUT, cached_hits, holds_answer, search_candidates, train_folds  # noqa: E402
 
@@ -44,7 +44,7 @@ from bot.evaluation import load_eval_set, select_slice  # noqa: E402
 from bot.ranker import Ranker  # noqa: E402
 from bot.selector import MAX_TOKENS, MODEL_DIR, context_before, pair_text, write_checksum  # noqa: E402
 from index.embed import resolve_model  # noqa: E402
-from index.onnx_export import preoptimize  # noqa: E402
+from index.onnx_export import preoptimize, quantize_int8  # noqa: E402
 from index.store import file_sha256  # noqa: E402
 
 WORK = ROOT / "var" / "selector"
@@ -277,10 +277,8 @@ def fp32_export(directory: Path) -> Path:
 
 def fp32_to_measure(directory: Path, what: str, how: str) -> Path | None:
     """The fp32 export of the model in `directory` (`what` it is) for a quantization benchmark, or None, said on
-    stderr, when the shared data or the export (`how` to make it) is missing."""
-    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return None
+    stderr, when the export (`how` to make it) is missing; without the shared data, exit 0 (require_data)."""
+    require_data("tydiqa-en-train.json", "squad2-train-10.json")
     fp32 = fp32_export(directory)
     if not fp32.is_file():
         print(f"skipped: no fp32 export of the {what} at {fp32}: run {how} first", file=sys.stderr)
@@ -302,11 +300,9 @@ def variant_model(fp32: Path, per_channel: bool | None, shipped: Path, files: tu
 
 
 def quantize(fp32: Path, target: Path, per_channel: bool = False) -> None:
-    """The ONNX model `fp32` with its weights quantized to int8 (one scale per weight matrix, or per output
-    channel) and pre-optimized, as `target`."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=per_channel)
+    """The ONNX model `fp32` quantized to int8 as index builds quantize the embedder (one scale per weight matrix,
+    or per output channel) and pre-optimized, as `target`."""
+    quantize_int8(fp32, target, per_channel)
     preoptimize(target)
 
 

@@ -64,7 +64,7 @@ def export(st_model, directory: Path, quantize: bool = False, per_channel: bool 
             dynamo=False,
         )
     if quantize:
-        _quantize(model_path, per_channel)
+        quantize_int8(model_path, model_path, per_channel)
     preoptimize(model_path)
     with tempfile.TemporaryDirectory() as scratch:
         tokenizer.save_pretrained(scratch)
@@ -112,13 +112,15 @@ class _LastHiddenState:
         return Wrapper()
 
 
-def _quantize(model_path: Path, per_channel: bool = PER_CHANNEL) -> None:
+def quantize_int8(source: Path, target: Path, per_channel: bool = PER_CHANNEL) -> None:
+    """The ONNX model `source` with its weights quantized to int8 (onnxruntime's dynamic quantization, one scale per
+    output channel of each weight matrix or one per matrix) as `target`, which may be `source` itself."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantized = model_path.with_suffix(".int8.onnx")
+    quantized = target.with_suffix(".int8.onnx")
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
-    quantize_dynamic(str(model_path), str(quantized), weight_type=QuantType.QInt8, per_channel=per_channel)
-    quantized.replace(model_path)
+    quantize_dynamic(str(source), str(quantized), weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantized.replace(target)
 
 
 def preoptimize(model_path: Path) -> None:
