@@ -50,8 +50,9 @@ bench-late-chunking: $(STAMP)
 	cd bench && ../$(PY) late_chunking.py
 
 # What int8 costs the embedder: fp32 against int8 with one scale per weight matrix or per channel.
-# (bench/results/*-embedder-per-channel.json: fit-ranker, calibrate-selector and calibrate-reader run with
-# index/onnx_export.py's PER_CHANNEL set, their results files copied; not shipped.)
+# (bench/results/*-embedder-per-channel*.json: fit-ranker, calibrate-selector and calibrate-reader run with
+# index/onnx_export.py's PER_CHANNEL set, then train-selector, calibrate-selector and calibrate-reader too
+# (the -retrained files), their results files copied; not shipped.)
 bench-embedder-quantization: $(STAMP)
 	cd bench && ../$(PY) embedder_quantization.py
 
