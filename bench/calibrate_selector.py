@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from common import DATA, set_defaults, write_json_results  # (also puts the project on sys.path)
+from common import DATA, require_data, set_defaults, write_json_results  # (also puts the project on sys.path)
 
 from fit_ranker import (  # noqa: E402
     FOLD_HOLDOUT, HOLDOUT, SQUAD_HOLDOUT, cached_hits, candidate_features, collect, fit_listwise, fit_refusal_on,
@@ -123,9 +123,7 @@ def main() -> int:
     add_variant_arguments(parser, "calibrate")
     variant = variant_of(parser.parse_args())
     context, directory = variant.context, variant.directory
-    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
+    require_data("tydiqa-en-train.json", "squad2-train-10.json")
     selector = Selector(directory, calibrated=False, max_tokens=variant.max_tokens)
     sets = calibration_sets(lambda collected, ranker, keep: scored(collected, ranker, selector, keep, context))
     grid, chosen, evidence, refusal = fitted(sets)

@@ -36,7 +36,7 @@ def require_data(*names: str) -> list[Path]:
     paths = [DATA / name for name in names]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        print(f"skipped: shared data not found ({', '.join(missing)})")
+        print(f"skipped: shared data not found ({', '.join(missing)})", file=sys.stderr)
         sys.exit(0)
     return paths
 

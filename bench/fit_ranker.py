@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from common import DATA, ROOT, held_out_index, set_defaults, write_json_results  # (also puts the project on sys.path)
+from common import DATA, ROOT, held_out_index, require_data, set_defaults, write_json_results  # (also puts the project on sys.path)
 
 import gzip  # noqa: E402
 import hashlib  # noqa: E402
@@ -273,9 +273,7 @@ def merge_all(collections: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
 
 
 def main() -> int:
-    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
+    require_data("tydiqa-en-train.json", "squad2-train-10.json")
     tydi = load_eval_set(DATA / "tydiqa-en-train.json")
     calib = select_slice(tydi, "calib")
     train = select_slice(tydi, "train")

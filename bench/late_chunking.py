@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, held_out_index, write_json_results  # (also puts the project on sys.path)
+from common import held_out_index, require_data, write_json_results  # (also puts the project on sys.path)
 
 from bot.answer import Answerer  # noqa: E402
 from bot.evaluation import load_eval_set, select_slice  # noqa: E402
@@ -58,10 +58,8 @@ def first_quote_hits(rows: list[dict], share: float, context: str) -> float:
 
 
 def main() -> int:
-    if not (DATA / "tydiqa-en-train.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
-    calib = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "calib")
+    (tydi,) = require_data("tydiqa-en-train.json")
+    calib = select_slice(load_eval_set(tydi), "calib")
     held_out = set(list(calib.articles)[-HOLDOUT:])
     with held_out_index(calib, held_out, "verbatim-late-") as settings:
         answerer = Answerer(settings)

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from common import DATA, RESULTS, ROOT
+from common import DATA, RESULTS, ROOT, require_data
 
 MARGINS = (1.0, 2.0, 3.0, 4.0, 6.0, math.inf)
 
@@ -29,9 +29,7 @@ def measure(margin: float) -> dict:
 
 
 def main() -> int:
-    if not (DATA / "tydiqa-en-train.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
+    require_data("tydiqa-en-train.json")
     rows = []
     for margin in MARGINS:
         rows.append(measure(margin))

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from common import DATA, write_json_results  # (also puts the project on sys.path)
+from common import require_data, write_json_results  # (also puts the project on sys.path)
 
 from calibrate_selector import calibration_sets  # noqa: E402
 from fit_ranker import fit_refusal_on  # noqa: E402
@@ -31,9 +31,7 @@ CONTEXTS = {"sentence alone": 0, "1 either side": 1, "2 either side": 2, "whole 
 
 
 def main() -> int:
-    if not (DATA / "tydiqa-en-train.json").is_file() or not (DATA / "squad2-train-10.json").is_file():
-        print("skipped: shared data not found", file=sys.stderr)
-        return 0
+    require_data("tydiqa-en-train.json", "squad2-train-10.json")
     settings = load_settings()
     reader, selector, sentences = Reader(), Selector(), settings.reader_sentences
     seconds = {name: 0.0 for name in CONTEXTS}

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from common import DATA, RESULTS, ROOT, set_defaults  # noqa: E402  (also puts the project on sys.path)
+from common import DATA, RESULTS, ROOT, require_data, set_defaults  # noqa: E402  (also puts the project on sys.path)
 
 from calibrate_selector import calibration_sets  # noqa: E402
 from fit_ranker import FOLD_HOLDOUT, cached_hits, fit_refusal_on, holds_answer, search_candidates, train_folds  # noqa: E402
@@ -329,9 +329,7 @@ def main() -> int:
     parser.add_argument("--export-only", action="store_true",
                         help=f"export the trained reader ({WORK.relative_to(ROOT)}/trained) again, then measure and calibrate it, without training")
     arguments = parser.parse_args()
-    if not (DATA / "tydiqa-en-train.json").exists() or not (DATA / "squad2-train-10.json").exists():
-        print("shared data not found: skipping", file=sys.stderr)
-        return 0
+    require_data("tydiqa-en-train.json", "squad2-train-10.json")
     trained, results = WORK / "trained", RESULTS / "reader-training.json"
     stats: dict = {"seed": SEED, "epochs": EPOCHS, "batch": BATCH, "learning_rate": LEARNING_RATE}
     if arguments.calibrate_only or arguments.export_only:  # keep the training run's own figures

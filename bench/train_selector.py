@@ -318,9 +318,7 @@ def main() -> int:
         export(arguments.export, output)
         record_export(arguments.export, variant)
         return 0
-    if not (DATA / "tydiqa-en-train.json").exists() or not (DATA / "squad2-train-10.json").exists():
-        print("shared data not found: skipping", file=sys.stderr)
-        return 0
+    require_data("tydiqa-en-train.json", "squad2-train-10.json")
     WORK.mkdir(parents=True, exist_ok=True)
     groups = mine_groups(variant.context)
     stats = {"seed": SEED, "layers": variant.layers, "epochs": variant.epochs, "groups": len(groups),

@@ -23,8 +23,8 @@ FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
 MIN_COSINE = 0.9999
 # int8 with one scale per weight matrix. One per output channel keeps passage vectors far closer to fp32's
 # (cosine 0.992 on average against 0.955, `make bench-embedder-quantization`), but with the ranker refitted and
-# the selector and reader recalibrated on it, the answers were no better on the calibration questions
-# (bench/results/*-embedder-per-channel.json), and the switch would re-embed every index: not yet.
+# the selector retrained and it and the reader recalibrated on it, the answers were no better on the calibration
+# questions (bench/results/*-embedder-per-channel*.json), and the switch would re-embed every index: not yet.
 PER_CHANNEL = False
 _PROBES = ["A short probe.", "Verbatim quotes documents word for word, with the file and line they came from."]
 
