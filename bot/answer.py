@@ -81,13 +81,15 @@ class Answerer:
         searcher = self._current_searcher()
         # Restricted before ranking, so a scoped question gets the best passages of its documents.
         hits = searcher.search(question, searcher.matching_documents(sources) if sources else None)
+        passages = searcher.manifest.passages
         # The ranker reads retrieval's own scores, for its order and its refusal alike.
         judged = self.ranker.judge(question, hits) if self.ranker else None
         if judged is not None and self.selector is not None:
             judged = with_selector(self.selector, question, hits, judged, searcher.document_title,
-                                   self.settings.selector_candidates)
+                                   self.settings.selector_candidates, passages)
             if self.reader is not None:
-                judged = with_reader(self.reader, question, hits, judged, searcher.document_text, self.settings.reader_sentences)
+                judged = with_reader(self.reader, question, hits, judged, searcher.document_text,
+                                     self.settings.reader_sentences, passages)
         ranked = rank(question, hits, searcher.document_edges, judged.scores if judged else None,
                       judged.boosts if judged else None)
         if prefer_sources and ranked and not ranked[0].about:
@@ -99,15 +101,20 @@ class Answerer:
         if ranked and ranked[0].about:
             sureness = max(sureness, threshold)  # a rule, not a guess: the document's own byline or title
         answered = sureness >= threshold
+        not_sure = not answered and sureness >= self._not_sure_threshold()
+        if answered and judged is not None and judged.probabilities is not None:
+            ranked = gated(ranked, hits, judged.probabilities, threshold)
         # A refusal shows only the closest passage, and the byline or title answers a question about
         # the document by itself (what retrieval ranks after it is about the question's other words).
         top = 1 if not answered or (ranked and ranked[0].about) else (top or self.settings.top_quotes)
         quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document,
                                self.settings.quote_neighbour_margin)
         took_ms = (time.perf_counter() - started) * 1000
+        evidence = judged.evidence if judged else ()
         if answered:
-            return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness)
-        return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None)
+            return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness, evidence=evidence)
+        return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None,
+                      not_sure=not_sure and bool(quotes), evidence=evidence)
 
     def _threshold(self) -> float:
         if self.ranker is None:
@@ -115,6 +122,13 @@ class Answerer:
         if self.reader:
             return self.settings.reader_min_probability
         return self.settings.selector_min_probability if self.selector else self.settings.ranker_min_probability
+
+    def _not_sure_threshold(self) -> float:
+        """Below the answer threshold and at least this sure: the closest quote is shown as "not sure"."""
+        settings = self.settings
+        band = (None if self.ranker is None else settings.reader_not_sure_probability if self.reader
+                else settings.selector_not_sure_probability if self.selector else settings.ranker_not_sure_probability)
+        return self._threshold() if band is None else min(band, self._threshold())
 
     @property
     def confident_above(self) -> float:
@@ -184,8 +198,16 @@ def _shared_ranker() -> Ranker:
     return Ranker.load()
 
 
+def gated(ranked: list[Hit], hits: Sequence[Hit], probabilities: Sequence[float | None], threshold: float) -> list[Hit]:
+    """The first of `ranked`, then only those whose own probability of answering (`probabilities`, one per hit
+    of `hits`; None where no model read it) reaches `threshold`: a weak quote never stands under a sure one."""
+    passed = {hit.sentence_id for hit, probability in zip(hits, probabilities)
+              if probability is not None and probability >= threshold}
+    return ranked[:1] + [hit for hit in ranked[1:] if hit.sentence_id in passed]
+
+
 def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged: Judgement,
-                  title: Callable[[int], str], candidates: int) -> Judgement:
+                  title: Callable[[int], str], candidates: int, passages: int = 1) -> Judgement:
     """The ranker's judgement with the selector's reading of its best `candidates` sentences: each
     read one is lifted by its logit (above the lowest read), and the refusal weighs the best one's
     logit beside the ranker's own probability. The ranker's own scores are kept: quotes widen by them."""
@@ -193,11 +215,11 @@ def with_selector(selector: Selector, question: str, hits: Sequence[Hit], judged
         return judged
     read = np.argsort(-judged.scores, kind="stable")[:candidates]
     logits = selector.scores(question, [pair_text(title(hits[i].document_id), hits[i].text) for i in read]).astype(np.float64)
-    return stacked(selector.calibration, judged, read, logits)
+    return stacked(selector.calibration, judged, read, logits, passages)
 
 
 def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judgement,
-                text: Callable[[int], str], sentences: int) -> Judgement:
+                text: Callable[[int], str], sentences: int, passages: int = 1) -> Judgement:
     """The selector's judgement (`judged`) with the passage reader's reading of its best `sentences` sentences
     (the ranker's score plus the selector's lift) with their neighbours: every sentence read is lifted further
     by its score (above the lowest read), and the refusal weighs the best one's score beside the selector's
@@ -206,19 +228,23 @@ def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judg
         return judged
     best = np.argsort(-judged.lifted, kind="stable")[:sentences]
     read, scores = reader.read(question, hits, best.tolist(), text)
-    return stacked(reader.calibration, judged, read, scores) if len(read) else judged
+    return stacked(reader.calibration, judged, read, scores, passages) if len(read) else judged
 
 
-def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logits: np.ndarray) -> Judgement:
-    """`judged` with the read candidates (indices `read`, their `logits`) lifted further, and the stacked
-    refusal over its probability and the best read one's logit."""
+def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logits: np.ndarray, passages: int = 1) -> Judgement:
+    """`judged` with the read candidates (indices `read`, their `logits`) lifted further, the stacked refusal
+    over its probability and the best read one's logit (on a shelf of `passages`), and each read one's own."""
     lifts = calibration.lifts(logits)
     boosts = list(judged.boosts) if judged.boosts is not None else [None] * len(judged.scores)
     for index, lift in zip(read, lifts):
         boosts[index] = (boosts[index] or 0.0) + float(lift)
     lifted = replace(judged, boosts=tuple(boosts))
     best = int(np.argmax(lifted.lifted[read]))
-    return replace(lifted, probability=calibration.probability(judged.probability, logits, best))
+    own = list(judged.probabilities) if judged.probabilities is not None else [None] * len(judged.scores)
+    for place, index in enumerate(read):
+        own[index] = calibration.probability(judged.probability, logits, place, passages)
+    evidence = tuple(float(x) for x in calibration.evidence(judged.probability, logits, best, passages))
+    return replace(lifted, probability=own[int(read[best])], probabilities=tuple(own), evidence=evidence)
 
 
 def order(hit: Hit) -> float:

@@ -35,7 +35,7 @@ TOP_RANGE = range(1, 11)
 NEW_CONVERSATION = "/new"
 
 EPILOG = (
-    "Exit codes: 0 answered/ok, 1 the documents don't answer, 2 error (one line on stderr), 130 interrupted. "
+    "Exit codes: 0 answered/ok, 1 the documents don't answer (refused, or only a \"not sure\" passage), 2 error (one line on stderr), 130 interrupted. "
     "Relative paths (options, VERBATIM_* variables, .env) are taken from the working directory; ~ is expanded. "
     "Without --index or VERBATIM_INDEX_DIR each corpus gets its own index, var/index/<corpus name>-<hash>."
 )

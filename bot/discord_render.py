@@ -11,7 +11,7 @@ from pathlib import Path
 
 import discord
 
-from bot.render import refusal_line
+from bot.render import NOT_SURE, refusal_line
 from bot.types import Answer, Quote
 
 TITLE_MAX = 256
@@ -28,6 +28,8 @@ CITATION_MAX = 500
 CONFIDENT = discord.Colour.green()
 TENTATIVE = discord.Colour.gold()
 REFUSED = discord.Colour.light_grey()
+# "Not sure": neutral, unlike an answer's green or gold, and unlike a refusal's grey.
+NOT_SURE_COLOUR = discord.Colour.blurple()
 SCORE_BAR_LOW = 0.8
 
 
@@ -90,10 +92,12 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
     """The embed for an answer or a refusal."""
     title = clip(answer.question, TITLE_MAX)
     footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
+    if answer.not_sure and answer.closest is not None:
+        return not_sure_embed(answer, title, footer)
     if not answer.answered:
         # The closest passage is named so people can check, never quoted as if it answered.
         embed = discord.Embed(title=title, description=fit(refusal_line(answer), DESCRIPTION_MAX), colour=REFUSED)
-        embed.set_footer(text=footer)
+        embed.set_footer(text=f"{answer.took_ms:.0f} ms")  # nothing was quoted
         return embed
     sure = answer.confidence >= confident_above
     embed = discord.Embed(title=title, colour=CONFIDENT if sure else TENTATIVE)
@@ -115,6 +119,18 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
         embed.description = text if len(text) <= DESCRIPTION_MAX else (
             f"The best passage is too long to show here; see {citation} {source_link(quote)}".rstrip()
         )
+    return embed
+
+
+def not_sure_embed(answer: Answer, title: str, footer: str) -> discord.Embed:
+    """The closest passage, verbatim, under a plain caveat; named only if it is too long to show."""
+    quote = answer.closest
+    citation = fit(quote.citation(), CITATION_MAX)
+    text = f"{NOT_SURE}\n{block_quote(quote.text)}\n— **{citation}** {source_link(quote)}".rstrip()
+    if len(text) > DESCRIPTION_MAX:
+        text = f"{NOT_SURE} {citation} {source_link(quote)} (too long to show here)".rstrip()
+    embed = discord.Embed(title=title, description=text, colour=NOT_SURE_COLOUR)
+    embed.set_footer(text=footer)
     return embed
 
 

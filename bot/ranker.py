@@ -151,6 +151,10 @@ class Judgement:
     scores: np.ndarray
     probability: float
     boosts: tuple[float | None, ...] | None = None
+    # With the selector: each read candidate's own probability of answering (None for the others), which every
+    # quote after the first must pass too, and the refusal's evidence for the best one (bench/shelves.py fits on it).
+    probabilities: tuple[float | None, ...] | None = None
+    evidence: tuple[float, ...] = ()
 
     @property
     def lifted(self) -> np.ndarray:

@@ -7,18 +7,23 @@ import json
 from bot.types import Answer, Quote
 
 REFUSAL = "The documents don't answer this question."
+NOT_SURE = "Not sure this answers it — closest passage:"
 
 
 def render_text(answer: Answer, hyperlinks: bool = False) -> str:
     """Each quote as a block quote followed by `source:line`, and its link if it has one:
     a terminal hyperlink on the citation when `hyperlinks`, else the URL after it."""
+    if answer.not_sure and answer.closest is not None:
+        return f"{NOT_SURE}\n{quote_block(answer.closest, hyperlinks)}\n"
     if not answer.answered:
         return refusal_line(answer) + "\n"
-    blocks = []
-    for quote in answer.quotes:
-        quoted = "\n".join("> " + line for line in quote.text.split("\n"))
-        blocks.append(f"{quoted}\n  — {cited(quote, hyperlinks)}")
-    return "\n\n".join(blocks) + "\n"
+    return "\n\n".join(quote_block(quote, hyperlinks) for quote in answer.quotes) + "\n"
+
+
+def quote_block(quote: Quote, hyperlinks: bool) -> str:
+    """A quote as a block quote, then its citation."""
+    quoted = "\n".join("> " + line for line in quote.text.split("\n"))
+    return f"{quoted}\n  — {cited(quote, hyperlinks)}"
 
 
 def cited(quote: Quote, hyperlinks: bool) -> str:

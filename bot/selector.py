@@ -26,10 +26,16 @@ MAX_TOKENS = 96
 TITLE_MAX_CHARS = 80
 
 
-# What the stacked refusal reads: the ranker's refusal logit (its probability, as log-odds), the
-# best read sentence's logit and its lead over the other read ones. The ranker's refusal was fitted
-# on three times more real questions than the selector's calibration can use, so it enters whole.
+# What the stacked refusal reads: the refusal logit of the stage before (the ranker's probability, as
+# log-odds), the best read sentence's logit and its lead over the other read ones. The ranker's refusal was
+# fitted on three times more real questions than the selector's calibration can use, so it enters whole.
 STACK_FEATURES = ("ranker_refusal_logit", "best_logit", "logit_margin")
+# The shelf's size (log of its indexed passages), alone and beside each of those: the ranker's evidence is
+# relative to the other candidates, so what it is worth shifts as the shelf grows (bench/shelves.py fits
+# these across shelves of one document to thousands of passages).
+SIZE_FEATURES = ("log_passages", *(f"{name}*log_passages" for name in STACK_FEATURES))
+# The passage reader's calibration names the selector's refusal logit first; it stands where the ranker's does.
+_PRIOR_ALIASES = {"selector_refusal_logit": "ranker_refusal_logit"}
 
 
 def log_odds(probability: float) -> float:
@@ -41,11 +47,13 @@ def log_odds(probability: float) -> float:
 @dataclass(frozen=True)
 class Calibration:
     """How the selector's logits join the ranker's scores and refusal (fitted by
-    bench/calibrate_selector.py on questions neither model was fitted on, never on the test slice)."""
+    bench/calibrate_selector.py on questions neither model was fitted on, never on the test slice;
+    the refusal refitted across shelf sizes by bench/shelves.py)."""
 
     logit_weight: float = 1.0  # a read sentence's lift: logit_weight * its logit's lead over the lowest read
-    refusal_weights: tuple[float, ...] = ()  # over STACK_FEATURES
+    refusal_weights: tuple[float, ...] = ()  # over `features`
     refusal_bias: float = 0.0
+    features: tuple[str, ...] = STACK_FEATURES
 
     def lifts(self, logits: np.ndarray) -> np.ndarray:
         """How far each read candidate rises above the ranker's score: its logit's lead over the
@@ -58,16 +66,33 @@ class Calibration:
         rescored[read] += self.lifts(logits)
         return rescored
 
-    def probability(self, ranker_probability: float, logits: np.ndarray, best: int) -> float:
-        """The probability that the read candidate at position `best` of `logits` answers."""
-        z = float(self.stack_evidence(ranker_probability, logits, best) @ np.asarray(self.refusal_weights)) + self.refusal_bias
+    def probability(self, ranker_probability: float, logits: np.ndarray, best: int, passages: int = 1) -> float:
+        """The probability that the read candidate at position `best` of `logits` answers, on a shelf of
+        `passages` indexed passages."""
+        evidence = self.evidence(ranker_probability, logits, best, passages)
+        z = float(evidence @ np.asarray(self.refusal_weights)) + self.refusal_bias
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def evidence(self, ranker_probability: float, logits: np.ndarray, best: int, passages: int = 1) -> np.ndarray:
+        """This calibration's `features` for one candidate."""
+        return stack_evidence(ranker_probability, logits, best, passages, self.features)
 
     @staticmethod
     def stack_evidence(ranker_probability: float, logits: np.ndarray, best: int) -> np.ndarray:
         """STACK_FEATURES for one question."""
-        others = np.delete(logits, best)
-        return np.array([log_odds(ranker_probability), logits[best], logits[best] - (others.max() if len(others) else 0.0)])
+        return stack_evidence(ranker_probability, logits, best)
+
+
+def stack_evidence(prior_probability: float, logits: np.ndarray, best: int, passages: int = 1,
+                   features: Sequence[str] = STACK_FEATURES) -> np.ndarray:
+    """`features` (of STACK_FEATURES and SIZE_FEATURES) for the read candidate at `best`, after a stage whose
+    refusal gave `prior_probability`, on a shelf of `passages` passages."""
+    others = np.delete(logits, best)
+    base = {"ranker_refusal_logit": log_odds(prior_probability), "best_logit": float(logits[best]),
+            "logit_margin": float(logits[best] - (others.max() if len(others) else 0.0))}
+    size = math.log(max(passages, 1))
+    named = {**base, "log_passages": size, **{f"{name}*log_passages": value * size for name, value in base.items()}}
+    return np.array([named[_PRIOR_ALIASES.get(name, name)] for name in features])
 
 
 class SelectorUnavailable(VerbatimError):
@@ -113,8 +138,11 @@ def read_calibration(directory: Path, what: str = "answer selector", fitted_by: 
     """The calibration stored beside the model."""
     stored = json.loads((directory / "calibration.json").read_text(encoding="utf-8"))
     try:
-        return Calibration(float(stored["logit_weight"]),
-                           tuple(float(w) for w in stored["refusal_weights"]), float(stored["refusal_bias"]))
+        features = tuple(stored.get("refusal_features", STACK_FEATURES))
+        weights = tuple(float(w) for w in stored["refusal_weights"])
+        if len(weights) != len(features) or not set(features) <= {*STACK_FEATURES, *SIZE_FEATURES, *_PRIOR_ALIASES}:
+            raise ValueError(f"{len(weights)} weights over features {features}")
+        return Calibration(float(stored["logit_weight"]), weights, float(stored["refusal_bias"]), features)
     except (KeyError, TypeError, ValueError) as error:
         raise SelectorUnavailable(f"the {what}'s calibration.json is not this version's ({error}); "
                                   f"run `{fitted_by}`") from error

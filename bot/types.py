@@ -53,12 +53,22 @@ class Answer:
     confidence: float = 0.0
     # On a refusal, where the nearest text is, so the user can check; never shown as an answer.
     closest: Quote | None = None
+    # Not answered, but `closest` came near enough to be shown, verbatim, under a caveat.
+    not_sure: bool = False
+    # What the refusal read (bench/shelves.py fits on it); not in the JSON.
+    evidence: tuple[float, ...] = ()
+
+    @property
+    def outcome(self) -> str:
+        """`answered`, `not_sure` (the closest quote is shown, marked as doubtful) or `refused`."""
+        return "answered" if self.answered else "not_sure" if self.not_sure else "refused"
 
     def to_json(self) -> dict:
         """The stable JSON contract read by other tools."""
         return {
             "question": self.question,
             "answered": self.answered,
+            "outcome": self.outcome,
             "quotes": [_quote_json(quote) for quote in self.quotes],
             "took_ms": round(self.took_ms, 3),
             **({"closest": _quote_json(self.closest)} if self.closest is not None and not self.answered else {}),

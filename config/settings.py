@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     reader: bool = False
     reader_min_probability: float = Field(0.5, ge=0, le=1)
     reader_sentences: int = Field(1, ge=1, le=10)
+    # Below its stage's min probability but at least this: the closest quote is shown as "not sure";
+    # None: no such band (a plain refusal).
+    ranker_not_sure_probability: float | None = Field(None, ge=0, le=1)
+    selector_not_sure_probability: float | None = Field(None, ge=0, le=1)
+    reader_not_sure_probability: float | None = Field(None, ge=0, le=1)
     max_file_mb: float = Field(20, gt=0)
     faiss_exact_max: int = Field(200_000, ge=0)
     faiss_nlist: int = Field(0, ge=0)

@@ -20,7 +20,7 @@ def test_build_status_and_ask_with_json(seed_index, capsys):
     assert json.loads(capsys.readouterr().out)["freshness"] == "up to date"
     assert main([*seed_index, "ask", "How many troops would Pakistan send to Gaza?", "--json", "--top", "2"]) == EXIT_OK
     answer = json.loads(capsys.readouterr().out)
-    assert set(answer) == {"question", "answered", "quotes", "took_ms"}
+    assert set(answer) == {"question", "answered", "outcome", "quotes", "took_ms"} and answer["outcome"] == "answered"
     assert set(answer["quotes"][0]) == {"text", "source", "start", "end", "line", "score"}
     assert len(answer["quotes"]) <= 2 and "3,500 troops" in answer["quotes"][0]["text"]
 
