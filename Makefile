@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking bench-embedder-quantization eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: bench-shelves calibrate-shelves docs train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking bench-embedder-quantization eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -186,3 +186,15 @@ eval-no-ranker: $(STAMP)
 # How the selector's logit joins the ranker's score and refusal, fitted on questions it never saw.
 calibrate-selector: $(BENCH_STAMP)
 	cd bench && ../$(PY) calibrate_selector.py
+
+# Answers at every shelf size (one document, tens, hundreds, thousands of passages): bench/results/shelves.json.
+bench-shelves: $(STAMP)
+	cd bench && ../$(PY) shelves.py
+
+# Refit the selector's stacked refusal and its "not sure" band across shelf sizes (fit-side data only).
+calibrate-shelves: $(BENCH_STAMP)
+	cd bench && ../$(PY) shelves.py --fit
+
+# Regenerate the tables in docs/ from bench/results/*.json (tests/test_docs.py fails when they drift).
+docs: $(STAMP)
+	$(PY) bench/docs.py
