@@ -130,3 +130,12 @@ def test_a_line_that_ends_as_a_sentence_does_is_never_a_label(words, ending):
 ])
 def test_labels_are_short_lines_without_a_sentences_ending(line, label):
     assert is_label(line) == label
+
+
+def test_a_byline_still_answers_who_wrote_the_document(tmp_path):
+    write_corpus(tmp_path, {"column.txt": "Why offices need bike sheds\n\nBy Jane Doe\n\n"
+                            "Cycling to work is rising, and offices have not kept up with the demand for safe parking.\n"})
+    settings = make_settings(tmp_path, **ANSWER_ALWAYS)
+    build_index(settings)
+    answer = Answerer(settings).answer("Who wrote this?")
+    assert [quote.text for quote in answer.quotes] == ["By Jane Doe"]
