@@ -146,7 +146,7 @@ def points_back(question: str) -> bool:
                     or following in _PRONOUN_FOLLOWERS:
                 return True
         elif word == "there":
-            existential = (at and words[at - 1] in _EXISTENTIAL_BEFORE) or following in _EXISTENTIAL_BEFORE
+            existential = (at > 0 and words[at - 1] in _EXISTENTIAL_BEFORE) or following in _EXISTENTIAL_BEFORE
             if not existential:
                 return True  # "how do I get there?"
     return False
