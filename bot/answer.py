@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.headings import answers_only
 from bot.ranker import Judgement, Ranker
 from bot.reader import Reader
 from bot.selector import Calibration, Selector, pair_text
@@ -107,6 +108,7 @@ class Answerer:
         # A refusal shows only the closest passage, and the byline or title answers a question about
         # the document by itself (what retrieval ranks after it is about the question's other words).
         top = 1 if not answered or (ranked and ranked[0].about) else (top or self.settings.top_quotes)
+        ranked, hits = answers_only(ranked, hits, searcher.document_place)  # headings are context, not quotes
         quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document,
                                self.settings.quote_neighbour_margin)
         took_ms = (time.perf_counter() - started) * 1000
@@ -338,6 +340,8 @@ def select_quotes(
         terms = set(tokenize(hit.text)) or {hit.text}
         if hit.sentence_id in used or any(_similarity(terms, other) >= NEAR_DUPLICATE for other in chosen_terms):
             continue
+        if _adds_nothing(hit.text, quotes):
+            continue
         text, page_starts = document(hit.document_id)
         window = _widen(hit, by_sentence, used, max_chars, text, margin)
         used.update(member.sentence_id for member in window)
@@ -346,6 +350,13 @@ def select_quotes(
         page, line = _page_and_line(text, page_starts, first.start, first.line)
         quotes.append(Quote(text[first.start : last.end], hit.source, first.start, last.end, line, round(hit.score, 4), page))
     return quotes
+
+
+def _adds_nothing(text: str, quotes: list[Quote]) -> bool:
+    """Whether a sentence's words are already shown, in the same order, in one of `quotes` (a repeated
+    line, a phrase an earlier quote holds): another quote of it would be filler."""
+    words = f" {' '.join(text.split()).casefold()} "
+    return any(words in f" {' '.join(quote.text.split()).casefold()} " for quote in quotes)
 
 
 def _widen(hit: Hit, by_sentence: dict[int, Hit], used: set[int], max_chars: int, text: str, margin: float) -> list[Hit]:

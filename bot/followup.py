@@ -1,9 +1,9 @@
 """Follow-up questions ("and when was that?") read with the turn before: deterministic, no language model.
 
-A follow-up with too few content words of its own is searched with the key words
-of the question before it, preferring the documents that answer cited; the reader
-is told which earlier question it was read with. A question that stands on its
-own is searched as asked.
+A follow-up that needs the question before it (an elliptical "and on weekends?", a
+pronoun without its subject, a fragment) is searched with the key words of that
+question, preferring the documents its answer cited; the reader is told which earlier
+question it was read with. A question that stands on its own is searched as asked.
 """
 
 from __future__ import annotations
@@ -24,8 +24,42 @@ FILLERS = frozenset(
     one ones kind sort way get got say said know"""
     .split()
 )
-# Words that point back at the previous turn's subject.
-BACK_REFERENCES = frozenset("it its that this those these they them their he him his she her there then".split())
+# Words that point back at the previous turn's subject, unless the question names it first.
+BACK_REFERENCES = frozenset("it its they them their theirs he him his she her hers".split())
+# An object pronoun never means the subject of its own clause ("why did the unions reject it?").
+OBJECT_PRONOUNS = frozenset("him them".split())
+DEMONSTRATIVES = frozenset("that this those these".split())
+# After one of these "that" is a pronoun ("does that apply?", "after that?"), not a clause's opening.
+_PREPOSITIONS = frozenset("about for after before with without on in at from to of by like than into over under".split())
+_BEFORE_PRONOUN_THAT = _PREPOSITIONS | frozenset(
+    "is was are were does do did will would can could should has have had may might must what who when where which why how"
+    .split()
+)
+# A demonstrative followed by one of these is a pronoun ("does that apply?", "is this true?").
+_PRONOUN_FOLLOWERS = frozenset(
+    """is was are were s does do did will would can could should has have had mean means meant apply applies
+    include includes cover covers cost costs happen happened work works count change changed still also too
+    really always only""".split()
+)
+# "Is there…?" asks whether something exists; "get there" points back at a place.
+_EXISTENTIAL_BEFORE = frozenset("is are was were be been isn't aren't wasn't weren't".split())
+# Openers of an elliptical question: "and on weekends?", "what about Fridays?", "how about macOS?".
+_ELLIPTICAL_OPENER = re.compile(r"^\W*(and|but|or|so|plus|also|then|(what|how) about|what of|same (for|with))\b", re.I)
+# Markers that ask for more of the same: "who else?", "…on Fridays too?".
+_ADDITIVE = re.compile(r"\b(else|also)\b|\b(too|as well|either|instead)\W*$", re.I)
+# A question opened with a preposition is a fragment of the last one: "for visitors?", "on weekends?".
+_FRAGMENT_OPENER = re.compile(
+    r"^\W*(on|for|in|at|during|with|without|after|before|from|by|under|over|to|per|via|outside|inside)\b", re.I)
+# "it" as an empty subject: "is it possible to…", "how long does it take to…".
+_EMPTY_IT = re.compile(r"\b(is|was|isn't|wasn't)\s+it\s+\w+\s+(to|that|if|whether)\b|\bit\s+(takes?|took|costs?)\s+(\w+\s+){0,3}?to\b",
+                       re.I)
+# A question that opens as one (or asks outright) rather than as a fragment ("Fridays?").
+_OPENS_AS_QUESTION = re.compile(
+    r"^\W*(what|whats|what's|who|whom|whose|when|where|which|why|how|is|isn't|are|aren't|was|were|do|does|did|"
+    r"don't|doesn't|can|can't|could|will|would|should|shall|may|might|must|has|have|had|tell|explain|describe|"
+    r"list|show|give|name)\b",
+    re.I,
+)
 # At most this many key words are carried from turn to turn: the subject, not the whole history.
 MAX_CARRIED = 8
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -73,17 +107,63 @@ def content_words(text: str) -> list[str]:
     return _distinct(words)
 
 
+def needs_previous(question: str, min_words: int = 2) -> bool:
+    """Whether `question` can only be read with the one before: it opens elliptically ("and on weekends?",
+    "what about Fridays?"), asks for more of the same ("who else?", "…too?"), is a fragment ("for visitors?",
+    or fewer than `min_words` content words without a question's opening), has no content word of its own
+    ("why?"), or points back at a subject it does not name ("who praised that?", "did he vote for it?").
+    A question with its own subject and no back reference stands alone ("Is there a gym discount?")."""
+    if _ELLIPTICAL_OPENER.match(question) or _ADDITIVE.search(question) or _FRAGMENT_OPENER.match(question):
+        return True
+    own = content_words(question)
+    if not own or (len(own) < min_words and not _OPENS_AS_QUESTION.match(question)):
+        return True
+    return points_back(question)
+
+
+def points_back(question: str) -> bool:
+    """Whether `question` has a pronoun whose subject it does not name itself: "did he vote for it?" does,
+    "how do employees report their sick days?" and "is it possible to pay by card?" do not."""
+    words = [word.lower() for word in _WORD.findall(question)]
+    if "same" in words or (words and words[-1] == "then"):
+        return True  # "is the same true for…?", "what happened then?"
+    for at, word in enumerate(words):
+        before = words[at - 1] if at else None
+        following = words[at + 1] if at + 1 < len(words) else None
+        if word in BACK_REFERENCES:
+            if word == "it" and _EMPTY_IT.search(question):
+                continue
+            # "it" or "her" right after a verb or preposition is an object too ("reject it", "for it").
+            is_object = word in OBJECT_PRONOUNS or (word in ("it", "her") and before is not None and (
+                bool(content_words(before)) or before in _PREPOSITIONS))
+            # A subject or possessive may mean a word the question names before it ("employees … their").
+            if is_object or not _names_something(words[:at]):
+                return True
+        elif word in DEMONSTRATIVES:
+            # "That" after a verb, adjective or noun opens a clause ("say that dogs…", "a form that I…");
+            # "this", "these" and "those" always point at something.
+            if word != "that" or before is None or following is None or before in _BEFORE_PRONOUN_THAT \
+                    or following in _PRONOUN_FOLLOWERS:
+                return True
+        elif word == "there":
+            existential = (at > 0 and words[at - 1] in _EXISTENTIAL_BEFORE) or following in _EXISTENTIAL_BEFORE
+            if not existential:
+                return True  # "how do I get there?"
+    return False
+
+
+def _names_something(words: list[str]) -> bool:
+    """Whether `words` hold a content word that could be a pronoun's subject ("how long" does not)."""
+    return bool(content_words(" ".join(word for at, word in enumerate(words) if not (at and words[at - 1] == "how"))))
+
+
 def read_followup(question: str, previous: Turn | None, min_words: int = 2, max_chars: int | None = None) -> Reading:
-    """`question` as a follow-up to `previous`: with fewer than `min_words` content words of its own
-    (one more if it points back with "it", "that", "they"…), it is searched with `previous`'s key words
-    and prefers the documents `previous` cited; otherwise it is searched as asked."""
+    """`question` as a follow-up to `previous`: if it needs the earlier question (`needs_previous`), it is
+    searched with `previous`'s key words and prefers the documents `previous` cited; otherwise as asked."""
     question = question.strip()
-    if previous is None:
+    if previous is None or not needs_previous(question, min_words):
         return Reading(question)
     own = content_words(question)
-    points_back = any(word.lower() in BACK_REFERENCES for word in _WORD.findall(question))
-    if len(own) >= min_words + points_back:
-        return Reading(question)
     stems = {stem for word in own for stem in tokenize(word)}
     carried = tuple(word for word in previous.key_words if not set(tokenize(word)) <= stems)
     text = f"{question} {' '.join(carried)}".strip()

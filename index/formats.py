@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -323,6 +324,26 @@ def markdown_sections(text: str) -> tuple[Section, ...]:
             title = " ".join(inline.content.split())
             if title:
                 sections.append(Section(line_starts[opening.map[0]], headings.enter(int(opening.tag[1]), title)))
+    return tuple(sections)
+
+
+def html_sections(raw: bytes, text: str) -> tuple[Section, ...]:
+    """The heading paths of an HTML page's h1–h6 headings, each where its extracted `text` has it as a
+    line of its own (the extractor leaves out some headings: a menu's, the page title repeated)."""
+    import lxml.html
+    from lxml.etree import ParserError
+
+    try:
+        tree = lxml.html.fromstring(raw)
+    except (ParserError, ValueError):
+        return ()
+    headings, sections, position = _HeadingPath(), [], 0
+    for element in tree.iter("h1", "h2", "h3", "h4", "h5", "h6"):
+        title = " ".join(element.text_content().split())
+        line = re.compile(rf"^[ \t]*{re.escape(title)}[ \t]*$", re.M).search(text, position) if title else None
+        if line is not None:
+            position = line.end()
+            sections.append(Section(line.start(), headings.enter(int(element.tag[1]), title)))
     return tuple(sections)
 
 

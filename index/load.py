@@ -132,7 +132,7 @@ def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], N
         text, page_starts, title = _pdf(raw, report)
     elif kind == "html":
         text, title = _html(raw)
-        page_starts = ()
+        page_starts, sections = (), formats.html_sections(raw, text)  # h1–h6 for citations
     else:
         text, page_starts = _plain(raw), ()
         title = _first_line(text)
