@@ -91,14 +91,14 @@ class Fetcher:
 
     def __init__(self, timeout: float, delay: float, max_bytes: int, max_crawl_delay: float = 5.0,
                  resolver: Resolver = system_resolver, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, tls: ssl.SSLContext | None = None) -> None:
         self._timeout = timeout
         self._delay = delay
         self._max_bytes = max_bytes
         self._max_crawl_delay = max_crawl_delay
         self._resolver = resolver
         self._clock, self._sleep = clock, sleep
-        self._tls = ssl.create_default_context()
+        self._tls = tls or ssl.create_default_context()  # certificates checked against the system's CAs
         self._last_request: dict[str, float] = {}
         # Resolved once per build, so every request to a host goes to the addresses checked.
         self._addresses: dict[tuple[str, int], list[str] | FetchFailed] = {}

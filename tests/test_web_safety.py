@@ -2,8 +2,10 @@
 Crawl-delay, deadlines and caps. Hostile servers run on 127.0.0.1; other addresses are only
 ever named through the injected resolver, and a guard fails any test that connects elsewhere."""
 
+import datetime
 import fcntl
 import socket
+import ssl
 import time
 
 import pytest
@@ -147,6 +149,60 @@ def test_a_public_source_whose_name_now_points_inside_is_not_followed_there(tmp_
     documents, skipped = web.refresh(settings, resolver=_resolving({"docs.example": ["127.0.0.1"]}))
     assert documents == [] and site.requests == []
     assert "private or loopback address" in skipped[0].reason
+
+
+def _tls(tmp_path, name):
+    """A server context with a certificate for `name` from a new CA, a client context that
+    trusts that CA, and the list the server adds each SNI name it is sent to."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Verbatim test CA")])
+
+    def certificate(subject, public_key):
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public_key)
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(hours=1))
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+
+    ca = (certificate(ca_name, ca_key.public_key())
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), key.public_key())
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "leaf.pem")
+    names = []
+    server.sni_callback = lambda connection, server_name, context: names.append(server_name)
+    return server, ssl.create_default_context(cafile=tmp_path / "ca.pem"), names
+
+
+def test_https_to_the_checked_address_still_names_the_host_in_sni_the_certificate_and_host_header(tmp_path):
+    server_tls, client_tls, names = _tls(tmp_path, "docs.example")
+    secure = Site()
+    secure.pages["/small"] = Page(b"tiny", "text/plain")
+    server = serve(secure, server_tls)
+    try:
+        port = _port(secure)
+        resolver = _resolving({"docs.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]})
+        fetcher = _fetcher(resolver=resolver, tls=client_tls)
+        assert fetcher.get(f"https://docs.example:{port}/small", inward=True).body == b"tiny"
+        assert names == ["docs.example"] * 2 and secure.hosts == [f"docs.example:{port}"] * 2  # robots.txt, page
+        with pytest.raises(FetchFailed, match="certificate verify failed"):  # the certificate names docs.example
+            fetcher.get(f"https://other.example:{port}/small", inward=True)
+    finally:
+        secure.stopped.set()
+        server.shutdown()
 
 
 # 8: robots.txt per RFC 9309

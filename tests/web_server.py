@@ -4,6 +4,7 @@ makes fail, hang or drip, with ETag / Last-Modified validators like a real serve
 from __future__ import annotations
 
 import hashlib
+import ssl
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -51,8 +52,9 @@ class Site:
         return [(conditional, status) for requested, conditional, status in self.requests if requested == path]
 
 
-def serve(site: Site) -> ThreadingHTTPServer:
-    """Start serving `site` on a free port of 127.0.0.1 (call .shutdown() and set site.stopped after)."""
+def serve(site: Site, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    """Start serving `site` on a free port of 127.0.0.1, over TLS if given a server context
+    (call .shutdown() and set site.stopped after)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
@@ -116,6 +118,8 @@ def serve(site: Site) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    site.base = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
