@@ -14,7 +14,7 @@ import urllib.robotparser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from index.address import Resolver, is_inward, refusal, system_resolver
 
@@ -169,9 +169,10 @@ class Fetcher:
         try:
             connection = self._connect(parts, addresses, deadline)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            target = quote(target, safe="/?&=%:@!$'()*+,;~")  # a link's non-ASCII or spaces, percent-encoded
             connection.request("GET", target, headers={"User-Agent": USER_AGENT, **headers})
             yield _Exchange(connection.getresponse(), deadline)
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, ValueError, http.client.HTTPException) as error:  # ValueError: a header http.client refuses
             if deadline.expired.is_set() or isinstance(error, TimeoutError):
                 raise FetchFailed("timed out") from error
             raise FetchFailed(f"network error: {error}") from error

@@ -318,6 +318,11 @@ def test_robots_txt_is_checked_on_a_redirect_target(site):
     assert site.fetched("/private/secret") == []
 
 
+def test_a_link_with_non_ascii_characters_or_spaces_is_requested_percent_encoded(site):
+    site.pages["/docs/caf%C3%A9%20menu"] = Page(b"tiny", "text/plain")
+    assert _fetcher().get(site.base + "/docs/café menu", inward=True).body == b"tiny"
+
+
 # 12 and the page caps
 
 def _sitemap(entries, kind="urlset", tag="url"):
