@@ -287,6 +287,17 @@ def test_web_pages_are_fetched_without_holding_the_build_lock(tmp_path, site):
     assert held == []
 
 
+def test_while_another_build_fetches_a_build_uses_the_pages_as_last_fetched(tmp_path, site):
+    settings = _settings(tmp_path)
+    _add(settings, site.base + "/docs/", depth=1)
+    assert len(web.refresh(settings)[0]) == 6
+    site.requests.clear()
+    with (settings.index_dir / "web.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        documents, skipped = web.refresh(settings)
+    assert len(documents) == 6 and skipped == [] and site.requests == []
+
+
 # 10: a deadline for the whole response
 
 def test_a_page_dripped_a_byte_at_a_time_times_out_as_a_whole(site):
