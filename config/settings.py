@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     link_base: str | None = None
     # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
     shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
+    # The longest wait between two requests to one host that a site's robots.txt Crawl-delay can ask for.
+    web_max_crawl_delay_seconds: float = Field(5.0, ge=0)
 
     @property
     def cache_path(self) -> Path:

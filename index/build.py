@@ -101,15 +101,17 @@ def build_index(
     """
     progress = progress or SilentProgress()
     started = time.perf_counter()
+    # Web sources are fetched before the build lock is taken: fetching waits out
+    # each site's delay, and no other build should wait on that (index/web.py
+    # holds a lock of its own while it fetches).
+    pages, unfetched = web.refresh(settings) if web.has_sources(settings) else ([], [])
     with _build_lock(settings.index_dir), _cluster(settings) as cluster:
         store.remove_stale(settings.index_dir)
         previous = _previous(settings)
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
         documents, skipped = load_corpus(settings, reusable, previous.generation, progress, cluster)
-        if web.has_sources(settings):  # hook: web pages, refreshed by conditional GET (index/web.py)
-            pages, unfetched = web.refresh(settings)
-            documents, skipped = documents + pages, skipped + unfetched
+        documents, skipped = documents + pages, skipped + unfetched  # web pages (index/web.py)
         current = {d.source: d.sha256 for d in documents}
         old = {source: sha for source, (sha, _) in previous.documents.items()}
         counts = {

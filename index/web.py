@@ -12,23 +12,27 @@ answers, so a build that dies half-way leaves nothing inconsistent.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from config import Settings
+from index.address import Resolver, system_resolver
 from index.errors import VerbatimError
-from index.fetch import Fetcher, FetchFailed, Gone, Response
+from index.fetch import Fetcher, FetchFailed, Gone, Refused, Response
 # A fetched page is extracted exactly as an .html or .txt file of the corpus is.
 from index.load import Unreadable, _html, _plain
 from index.types import Document, Skipped
 
 WEB_DB = "web.sqlite"
+FETCH_LOCK = "web.lock"
 KIND = "web"
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 _SITEMAP_TYPES = {"application/xml", "text/xml"}
@@ -61,10 +65,15 @@ class BadSource(VerbatimError):
 @dataclass(frozen=True)
 class Source:
     """A URL to keep indexed: the page alone (depth 0), pages under its prefix to `depth`
-    links away, or every page a sitemap lists (a URL ending in .xml)."""
+    links away, or every page a sitemap lists (a URL ending in .xml).
+
+    `inward`: whether its host was on a loopback or private address when first resolved
+    (then such addresses may be fetched for it); None until a build resolves it.
+    """
 
     url: str
     depth: int
+    inward: bool | None = None
 
     @property
     def kind(self) -> str:
@@ -92,21 +101,31 @@ class WebStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(path)
         self._connection.executescript(_SCHEMA)
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(sources)")}
+        if "inward" not in columns:  # a store from before sources were placed: NULL, resolved at the next build
+            with self._connection:
+                self._connection.execute("ALTER TABLE sources ADD COLUMN inward INTEGER")
 
     def close(self) -> None:
         self._connection.close()
 
-    def add(self, url: str, depth: int) -> Source:
-        """Add (or change the depth of) a source."""
-        source = Source(normalise(url), depth)
+    def add(self, url: str, depth: int, inward: bool | None = None) -> Source:
+        """Add (or change the depth of) a source; `inward` None: decided when a build first resolves it."""
+        source = Source(normalise(url), depth, inward)
         if depth < 0:
             raise BadSource("--depth must be 0 or more")
         with self._connection:
             self._connection.execute(
-                "INSERT INTO sources VALUES (?, ?, ?) ON CONFLICT(url) DO UPDATE SET depth = excluded.depth",
-                (source.url, depth, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                "INSERT INTO sources (url, depth, added_at, inward) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(url) DO UPDATE SET depth = excluded.depth",
+                (source.url, depth, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), inward),
             )
         return source
+
+    def place(self, url: str, inward: bool) -> None:
+        """Record whether a source's host was on a loopback or private address (once, when first resolved)."""
+        with self._connection:
+            self._connection.execute("UPDATE sources SET inward = ? WHERE url = ? AND inward IS NULL", (inward, url))
 
     def remove(self, url: str) -> None:
         """Forget a source and its pages (the next build drops them from the index)."""
@@ -118,8 +137,8 @@ class WebStore:
 
     def sources(self) -> list[Source]:
         """Every source, by URL."""
-        rows = self._connection.execute("SELECT url, depth FROM sources ORDER BY url").fetchall()
-        return [Source(url, depth) for url, depth in rows]
+        rows = self._connection.execute("SELECT url, depth, inward FROM sources ORDER BY url").fetchall()
+        return [Source(url, depth, None if inward is None else bool(inward)) for url, depth, inward in rows]
 
     def pages(self, source: Source) -> dict[str, _Page]:
         """url -> the page as last fetched for `source`."""
@@ -170,6 +189,10 @@ def normalise(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BadSource(f"not a web address: {url!r} (expected http:// or https://)")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError:
+        raise BadSource(f"not a web address: {url!r} (its port is not a number from 0 to 65535)") from None
     return url if parts.path else url + "/"
 
 
@@ -185,21 +208,56 @@ def stored_documents(settings: Settings) -> list[Document]:
     return list({page.url: _document(page) for page in pages}.values())
 
 
-def refresh(settings: Settings) -> tuple[list[Document], list[Skipped]]:
-    """Fetch every web source as needed; return its pages as documents, and what was skipped."""
-    store = store_for(settings)
-    fetcher = Fetcher(settings.web_timeout_seconds, settings.web_delay_seconds, int(settings.max_file_mb * 1_000_000))
-    documents: dict[str, Document] = {}
-    skipped: list[Skipped] = []
-    try:
-        for source in store.sources():
-            pages = _refresh_source(store, fetcher, source, settings.web_max_pages, skipped)
-            for page in pages:
-                documents.setdefault(page.url, _document(page))
-    finally:
-        fetcher.close()
-        store.close()
+def refresh(settings: Settings, resolver: Resolver = system_resolver) -> tuple[list[Document], list[Skipped]]:
+    """Fetch every web source as needed; return its pages as documents, and what was skipped.
+
+    While another build is fetching, the pages as last fetched are returned instead.
+    """
+    with _fetch_lock(settings) as held:
+        if not held:
+            return stored_documents(settings), []
+        store = store_for(settings)
+        fetcher = Fetcher(settings.web_timeout_seconds, settings.web_delay_seconds,
+                          int(settings.max_file_mb * 1_000_000), settings.web_max_crawl_delay_seconds, resolver)
+        documents: dict[str, Document] = {}
+        skipped: list[Skipped] = []
+        try:
+            for source in store.sources():
+                pages = _refresh_source(store, fetcher, _placed(store, fetcher, source), settings.web_max_pages,
+                                        skipped)
+                for page in pages:
+                    documents.setdefault(page.url, _document(page))
+        finally:
+            fetcher.close()
+            store.close()
     return list(documents.values()), skipped
+
+
+@contextmanager
+def _fetch_lock(settings: Settings) -> Iterator[bool]:
+    # Fetching waits out each site's delay, so it runs outside the build lock
+    # (index/build.py) under a lock of its own: one build fetches at a time.
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.index_dir / FETCH_LOCK).open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def _placed(store: WebStore, fetcher: Fetcher, source: Source) -> Source:
+    """`source` with `inward` decided: its host's addresses when first resolved, kept from then on,
+    so a public site whose name later points inside the network is not followed there."""
+    if source.inward is not None:
+        return source
+    try:
+        inward = fetcher.is_inward(source.url)
+    except FetchFailed:
+        return Source(source.url, source.depth, False)  # unresolvable: nothing is fetched this time anyway
+    store.place(source.url, inward)
+    return Source(source.url, source.depth, inward)
 
 
 def _document(page: _Page) -> Document:
@@ -213,9 +271,17 @@ def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages
     kept: dict[str, _Page] = {}
     gone: set[str] = set()
     failed = False
+    try:
+        fetcher.check(source.url, source.inward)
+    except Refused as reason:  # every page is on the source's host: none may stay
+        skipped.append(Skipped(source.url, f"{reason}; its pages are removed"))
+        store.drop(source, known)
+        return []
+    except FetchFailed:
+        pass  # reported for each page below, which keeps its text
     if source.kind == "sitemap":
         try:
-            queue = [(url, 0) for url in _sitemap_urls(fetcher, source.url)[:max_pages]]
+            queue = [(url, 0) for url in _sitemap_urls(fetcher, source, max_pages, skipped)]
         except (FetchFailed, Gone) as problem:
             skipped.append(Skipped(source.url, f"sitemap not read: {problem}; its pages are kept as they were"))
             return list(known.values())
@@ -227,7 +293,7 @@ def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages
         url, depth = queue.pop(0)
         previous = known.get(url)
         try:
-            page = _fetch_page(fetcher, url, previous)
+            page = _fetch_page(fetcher, url, previous, source.inward)
         except Gone as reason:
             skipped.append(Skipped(url, str(reason)))
             gone.add(url)
@@ -246,7 +312,8 @@ def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages
             for link in page.links:
                 if len(seen) >= max_pages:
                     break
-                if link not in seen and link.startswith(source.url):  # same site, under the source's prefix
+                # Same origin (scheme, host, port) and under the source's prefix.
+                if link not in seen and _origin(link) == _origin(source.url) and link.startswith(source.url):
                     seen.add(link)
                     queue.append((link, depth + 1))
     # Pages the server says are gone are dropped; pages no longer linked only when
@@ -258,8 +325,9 @@ def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages
     return [kept[url] for url in sorted(kept)]
 
 
-def _fetch_page(fetcher: Fetcher, url: str, previous: _Page | None) -> _Page:
-    response = fetcher.get(url, previous.etag if previous else "", previous.last_modified if previous else "")
+def _fetch_page(fetcher: Fetcher, url: str, previous: _Page | None, inward: bool) -> _Page:
+    response = fetcher.get(url, previous.etag if previous else "", previous.last_modified if previous else "",
+                           inward)
     if response.body is None:
         if previous is None:
             raise FetchFailed("HTTP 304 for a page never fetched")
@@ -294,17 +362,45 @@ def _links(response: Response) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _sitemap_urls(fetcher: Fetcher, url: str, nested: bool = True) -> list[str]:
+def _sitemap_urls(fetcher: Fetcher, source: Source, max_pages: int, skipped: list[Skipped]) -> list[str]:
+    """The first `max_pages` page URLs on the source's origin that its sitemap lists; a sitemap
+    index's sitemaps are read in order until that many are found, at most `max_pages` of them."""
+    pages: list[str] = []
+    sitemaps = [source.url]
+    read = 0
+    while sitemaps and len(pages) < max_pages and read <= max_pages:  # the index, then its sitemaps
+        url = sitemaps.pop(0)
+        is_index, locations = _read_sitemap(fetcher, url, source.inward)
+        read += 1
+        here = [location for location in locations if _origin(location) == _origin(source.url)]
+        if len(here) < len(locations):
+            away = next(location for location in locations if _origin(location) != _origin(source.url))
+            skipped.append(Skipped(url, f"entries on other sites not fetched: {len(locations) - len(here)} "
+                                        f"(e.g. {away}); add them as sources instead"))
+        if not is_index:
+            pages += [location for location in here if location not in pages][: max_pages - len(pages)]
+        elif url == source.url:  # a sitemap index's own sitemaps only, not theirs
+            sitemaps += here
+    return pages
+
+
+def _read_sitemap(fetcher: Fetcher, url: str, inward: bool) -> tuple[bool, list[str]]:
+    """Whether `url` is a sitemap index, and its <loc> URLs."""
     from lxml import etree
 
-    response = fetcher.get(url)
+    response = fetcher.get(url, inward=inward)
     try:
         root = etree.fromstring(response.body or b"", etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as error:
         raise FetchFailed(f"not a sitemap ({error})") from error
-    locations = [loc.strip() for loc in root.xpath("//*[local-name()='loc']/text()")]
-    if etree.QName(root).localname == "sitemapindex":
-        if not nested:
-            return []
-        return [page for sitemap in locations for page in _sitemap_urls(fetcher, sitemap, nested=False)]
-    return [urldefrag(location)[0] for location in locations]
+    locations = [urldefrag(loc.strip())[0] for loc in root.xpath("//*[local-name()='loc']/text()")]
+    return etree.QName(root).localname == "sitemapindex", locations
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number
+        return ("", "", None)
+    return parts.scheme, (parts.hostname or ""), port

@@ -144,15 +144,16 @@ def test_the_fetcher_waits_between_requests_to_one_host_and_caps_page_size(site)
         now[0] += seconds
 
     fetcher = Fetcher(timeout=1, delay=2.0, max_bytes=120, clock=lambda: now[0], sleep=sleep)
+    inward = {"inward": True}  # the site is on 127.0.0.1
     site.pages["/small"] = Page(b"tiny", "text/plain")
     site.pages["/big"] = Page(b"x" * 500, "text/plain")
-    assert fetcher.get(site.base + "/small").body == b"tiny"  # robots.txt first, then the page
+    assert fetcher.get(site.base + "/small", **inward).body == b"tiny"  # robots.txt first, then the page
     with pytest.raises(FetchFailed, match="larger than the limit"):
-        fetcher.get(site.base + "/big")
+        fetcher.get(site.base + "/big", **inward)
     with pytest.raises(Gone, match="robots.txt"):
-        fetcher.get(site.base + "/private/secret")
+        fetcher.get(site.base + "/private/secret", **inward)
     assert waits == [2.0, 2.0]
-    assert fetcher.get(site.base.replace("127.0.0.1", "localhost") + "/small").body == b"tiny"
+    assert fetcher.get(site.base.replace("127.0.0.1", "localhost") + "/small", **inward).body == b"tiny"
     assert waits == [2.0, 2.0, 2.0]  # the new host's robots.txt, then its page: one wait, not for the other host
     fetcher.close()
 
