@@ -195,6 +195,13 @@ bench-shelves: $(STAMP)
 calibrate-shelves: $(BENCH_STAMP)
 	cd bench && ../$(PY) shelves.py --fit
 
-# Regenerate the tables in docs/ from bench/results/*.json (tests/test_docs.py fails when they drift).
+# Regenerate docs/benchmarks.md, docs/settings.md, docs/shelves.md and the README's generated blocks from
+# bench/results/ and config/settings.py (tests/test_docs.py fails when they drift).
 docs: $(STAMP)
 	$(PY) bench/docs.py
+
+# The README's set-up and test times: clone HEAD into a temp dir and time `make ask` and `make test` there
+# (bench/results/fresh-clone.json; run on an idle machine, then `make docs`). Needs only python3, git and make.
+.PHONY: bench-fresh-clone
+bench-fresh-clone:
+	python3 bench/fresh_clone.py

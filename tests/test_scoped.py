@@ -80,7 +80,7 @@ def test_cli_ask_source_restricts_and_keeps_the_json_shape(many, capsys):
     )
     assert main([*where, "ask", QUESTION, "--json", "--source", "garden.txt"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert set(record) == {"question", "answered", "quotes", "took_ms"}
+    assert set(record) == {"question", "answered", "outcome", "quotes", "took_ms"}
     assert {quote["source"] for quote in record["quotes"]} == {"notes/garden.txt"}
 
 
