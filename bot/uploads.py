@@ -1,4 +1,5 @@
-"""Documents added to and removed from a shelf's corpus from outside (Discord's /add and /remove).
+"""Documents added to a shelf's corpus from outside (Discord's /add), and the record of additions and
+removals (bot/removal.py).
 
 An upload is checked before a byte reaches the corpus: its size, its type by
 content (the extension must agree), zip bombs, its name, and whether the same
@@ -72,10 +73,6 @@ _NAMES = {"pdf": "a PDF", "docx": "a Word document", "pptx": "a PowerPoint deck"
 
 class UploadRefused(VerbatimError):
     """An upload that is not saved; the message tells the uploader why (never a server path)."""
-
-
-class RemoveRefused(VerbatimError):
-    """A removal that is not done; the message tells the user why (never a server path)."""
 
 
 @dataclass(frozen=True)
@@ -283,25 +280,6 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
 def _split(name: str) -> tuple[str, str]:
     suffix = PurePosixPath(name).suffix
     return name[: len(name) - len(suffix)], suffix
-
-
-def remove_document(corpus_dir: Path, source: str) -> Path:
-    """Delete the corpus file the index names `source`; RemoveRefused if it is not a file inside `corpus_dir`."""
-    if "://" in source:
-        raise RemoveRefused(f"{_shown(source)} is a web page; remove its web source instead")
-    relative = PurePosixPath(source)
-    if not source or relative.is_absolute() or ".." in relative.parts or "\\" in source:
-        raise RemoveRefused(f"{_shown(source)} is not a document name in this shelf")
-    root = corpus_dir.resolve()
-    path = root / relative
-    # The folders on the way must stay inside the corpus (a linked folder could lead out);
-    # the file itself may be a link: unlinking removes the link, never its target.
-    if not Path(os.path.realpath(path.parent)).is_relative_to(root):
-        raise RemoveRefused(f"{_shown(source)} is not a document name in this shelf")
-    if not path.is_symlink() and not path.is_file():
-        raise RemoveRefused(f"{_shown(source)} is not in this shelf")
-    path.unlink()
-    return path
 
 
 def _shown(name: str) -> str:

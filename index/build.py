@@ -14,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,12 +99,14 @@ DROP_GUARD_MIN = 5
 
 
 def build_index(
-    settings: Settings, progress: Progress | None = None, force: bool = False, allow_drop: bool = False
+    settings: Settings, progress: Progress | None = None, force: bool = False, allow_drop: bool = False,
+    allow_drop_of: Collection[str] = (),
 ) -> BuildSummary:
     """Index the corpus into a new generation, unless the current one already matches it.
 
     Raises WouldDropDocuments rather than publish an index that loses all or most
-    documents, unless `allow_drop` (`--allow-empty`) says that is intended.
+    documents, unless `allow_drop` (`--allow-empty`) says that is intended; the
+    documents in `allow_drop_of` (removed on purpose, e.g. by /remove) never count.
     """
     progress = progress or SilentProgress()
     started = time.perf_counter()
@@ -129,7 +131,8 @@ def build_index(
             return BuildSummary(0, 0, 0, tuple(skipped), time.perf_counter() - started,
                                 previous.generation.name, up_to_date=True, **counts)
         if not allow_drop:
-            check_drop(len(old), counts["removed"])
+            meant = sum(source in old and source not in current for source in set(allow_drop_of))
+            check_drop(len(old) - meant, counts["removed"] - meant)
         with _discarded_if_unwritable(settings.index_dir):
             generation, embedded = _write_generation(settings, documents, progress, not force, cluster)
         # A damaged generation is no fallback: keep the intact one before it instead.

@@ -166,6 +166,26 @@ def test_a_sentence_is_embedded_after_its_documents_title_and_quoted_alone(tmp_p
     assert quote.text.startswith("The main factory is in Leipzig.")  # the title is context, never quoted text
 
 
+def test_documents_removed_on_purpose_may_empty_the_index_but_others_still_count(tmp_path):
+    write_corpus(tmp_path, {"bees.txt": TEXT})
+    settings = make_settings(tmp_path)
+    build_index(settings)
+    (tmp_path / "corpus" / "bees.txt").unlink()
+    emptied = build_index(settings, allow_drop_of=("bees.txt",))  # /remove of a shelf's last document
+    assert (emptied.documents, emptied.removed) == (0, 1)
+    assert store.indexed_documents(store.current_generation(settings.index_dir)) == {}
+    from bot.answer import Answerer
+
+    assert not Answerer(settings).answer("What do bees make?").answered
+    write_corpus(tmp_path, FIVE)
+    build_index(settings)
+    for name in FIVE:
+        (tmp_path / "corpus" / name).unlink()
+    # One was removed on purpose; the other four vanishing still looks like a lost corpus.
+    with pytest.raises(WouldDropDocuments, match="4 of the 4 indexed documents"):
+        build_index(settings, allow_drop_of=("doc0.txt",))
+
+
 def test_an_infinite_file_size_limit_is_a_setting_error_of_the_build(tmp_path):
     write_corpus(tmp_path, {"bees.txt": TEXT})
     settings = make_settings(tmp_path, max_file_mb=float("inf"))  # loads: only what sizes files refuses it
