@@ -243,7 +243,8 @@ def size_in_bytes(settings: Settings, name: str) -> int:
     limit must not stop `verbatim ask`.
     """
     megabytes = getattr(settings, name)
-    if not math.isfinite(megabytes) or megabytes <= 0:
+    # 1e303 MB is finite, but not in bytes.
+    if not math.isfinite(megabytes * 1_000_000) or megabytes <= 0:
         raise InvalidSetting(f"setting {name} (VERBATIM_{name.upper()}) is {megabytes!r}: "
                              "give a finite number of megabytes above 0, e.g. 20")
     return int(megabytes * 1_000_000)

@@ -216,3 +216,10 @@ def test_shelves_that_collide_do_not_stop_a_command_that_reads_no_shelf(tmp_path
 def test_an_empty_corpus_setting_is_named_not_taken_for_the_working_directory(tmp_path):
     with pytest.raises(InvalidSetting, match=r"^setting corpus_dir \(VERBATIM_CORPUS_DIR\) is '': an empty path"):
         load_settings(corpus_dir="")
+
+
+def test_a_shelfs_empty_index_or_feedback_setting_means_unset_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("VERBATIM_SHELVES", json.dumps({"a": {"corpus_dir": "bees", "index_dir": " ", "feedback_db": ""}}))
+    (shelf,) = configured_shelves(load_settings())
+    assert shelf.settings.index_dir == default_index_dir(Path("bees"))
+    assert shelf.settings.feedback_db == Path("var/feedback-a.sqlite")

@@ -222,3 +222,15 @@ def test_the_ledger_lists_who_did_what_newest_first(tmp_path):
     assert [(e.actor_name, e.action) for e in entries] == [("admin", REMOVED), ("moderator", ADDED)]
     assert entries[0].when.endswith("+00:00") and entries[0].source == "uploads/leave.pdf"
     assert len(Ledger(tmp_path / "shelf" / "ledger.sqlite").entries(limit=1)) == 1
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(min_value=-10**30, max_value=10**30))
+def test_any_upload_limit_is_bytes_or_a_setting_error_never_a_crash(megabytes):
+    settings = make_settings(Path("/nonexistent")).model_copy(update={"upload_max_mb": megabytes})
+    try:
+        limits = UploadLimits.from_settings(settings)
+    except InvalidSetting as error:
+        assert str(error).startswith("setting upload_max_mb (VERBATIM_UPLOAD_MAX_MB) is ") and "\n" not in str(error)
+        return
+    assert isinstance(limits.max_bytes, int) and limits.max_bytes >= 0 and megabytes > 0
