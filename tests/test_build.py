@@ -198,8 +198,10 @@ def _full_copy(source, target, **_):
     raise OSError(errno.ENOSPC, "No space left on device", str(source), None, str(target))
 
 
-def _full_save(*_, **__):
-    raise OSError(errno.ENOSPC, "No space left on device")
+def _failing(code: int, message: str):
+    def fail(*_, **__):
+        raise OSError(code, message)
+    return fail
 
 
 @pytest.mark.parametrize("fill", ["copying the ONNX export", "saving vectors"])
@@ -218,10 +220,10 @@ def test_a_disk_that_fills_during_a_build_leaves_no_build_behind_and_is_named(fi
     live = store.current_generation(index).name
     write_corpus(tmp_path, {"ants.txt": "Ants farm aphids for honeydew."})
     if fill == "copying the ONNX export":  # the cache on another disk: no hard link, a copy
-        monkeypatch.setattr(os, "link", lambda *_: (_ for _ in ()).throw(OSError(errno.EXDEV, "Invalid cross-device link")))
+        monkeypatch.setattr(os, "link", _failing(errno.EXDEV, "Invalid cross-device link"))
         monkeypatch.setattr(shutil, "copy2", _full_copy)
     else:
-        monkeypatch.setattr(np, "save", _full_save)
+        monkeypatch.setattr(np, "save", _failing(errno.ENOSPC, "No space left on device"))
     capsys.readouterr()
     assert main(["index", "build", *paths]) == 2
     error = capsys.readouterr().err.splitlines()

@@ -85,7 +85,10 @@ def test_a_full_disk_leaves_the_document_where_it_was(settings, monkeypatch):
     def full(source, target, **_):  # the index folder on another disk, and that disk full
         raise OSError(errno.ENOSPC, "No space left on device", str(source), None, str(target))
 
-    monkeypatch.setattr(os, "rename", lambda *_: (_ for _ in ()).throw(OSError(errno.EXDEV, "Invalid cross-device link")))
+    def cross_device(*_):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "rename", cross_device)
     monkeypatch.setattr(shutil, "copyfile", full)
     with pytest.raises(RemoveRefused, match="^the disk is full at removed/ in the shelf's index folder") as refused:
         set_aside(settings, "handbook.txt")

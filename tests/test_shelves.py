@@ -183,7 +183,8 @@ def test_verbatim_toml_overrides_the_defaults_and_the_environment_overrides_it(t
      "settings shelves.a.index_dir and shelves.b.index_dir are the same folder (shared)"),
     ({"a": {"corpus_dir": "bees", "guild_ids": [1]}, "b": {"corpus_dir": "./bees", "guild_ids": [2]}},
      "settings shelves.a.corpus_dir and shelves.b.corpus_dir are the same folder (bees)"),
-    ({"a": {"corpus_dir": "bees", "index_dir": "ships", "guild_ids": [1]}, "b": {"corpus_dir": "ships", "guild_ids": [2]}},
+    ({"a": {"corpus_dir": "bees", "index_dir": "ships", "guild_ids": [1]},
+      "b": {"corpus_dir": "ships", "guild_ids": [2]}},
      "settings shelves.a.index_dir and shelves.b.corpus_dir are the same folder (ships)"),
     ({"a": {"corpus_dir": "", "guild_ids": [1]}}, "setting shelves.a.corpus_dir is empty"),
 ])
@@ -219,7 +220,8 @@ def test_an_empty_corpus_setting_is_named_not_taken_for_the_working_directory(tm
 
 
 def test_a_shelfs_empty_index_or_feedback_setting_means_unset_not_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.setenv("VERBATIM_SHELVES", json.dumps({"a": {"corpus_dir": "bees", "index_dir": " ", "feedback_db": ""}}))
+    blank = {"a": {"corpus_dir": "bees", "index_dir": " ", "feedback_db": ""}}
+    monkeypatch.setenv("VERBATIM_SHELVES", json.dumps(blank))
     (shelf,) = configured_shelves(load_settings())
     assert shelf.settings.index_dir == default_index_dir(Path("bees"))
     assert shelf.settings.feedback_db == Path("var/feedback-a.sqlite")
