@@ -36,10 +36,10 @@ from bot.feedback import FeedbackStore
 from bot.followup import Conversations, Turn, answer_followup, reads_as_question
 from bot.rebuild import rebuild
 from bot.shelves import Shelf, configured_shelves, served_guilds, shelf_for
-from bot.uploads import ADDED, REMOVED, Ledger, UploadLimits, UploadRefused, remove_document, save_upload
+from bot.removal import removable, set_aside, settle_leftovers
+from bot.uploads import ADDED, REMOVED, Ledger, UploadLimits, UploadRefused, save_upload
 from config import Settings
 from index.errors import BuildLocked, DocumentNotIndexed, VerbatimError
-from index.store import file_sha256
 
 log = logging.getLogger("verbatim.discord")
 DOCUMENTS_PER_PAGE = 20
@@ -315,6 +315,11 @@ class VerbatimBot(discord.Client):
         """Open every shelf and start the answering threads, before the first question needs them."""
         for shelf in self.shelves.values():
             try:
+                for source in await asyncio.to_thread(settle_leftovers, shelf.shelf.settings):
+                    log.warning("shelf %s: put %s back, its removal was cut short", shelf.shelf.name, source)
+            except (VerbatimError, OSError) as error:
+                log.warning("shelf %s: removals cut short cannot be settled: %s", shelf.shelf.name, error)
+            try:
                 await shelf.opened()
             except VerbatimError as error:  # tried again when someone asks; the other shelves serve meanwhile
                 log.warning("shelf %s cannot be opened yet: %s", shelf.shelf.name, error)
@@ -545,14 +550,10 @@ class VerbatimBot(discord.Client):
         @app_commands.check(bot.may_change_documents)
         async def remove(interaction: discord.Interaction, document: str) -> None:
             shelf = bot.open_shelf(interaction)
-            corpus = shelf.shelf.settings.corpus_dir
-            sha256 = await asyncio.to_thread(_file_sha256, corpus, document)
-            await asyncio.to_thread(remove_document, corpus, document)  # refused: a private reply, before deferring
-            await asyncio.to_thread(shelf.ledger.record, interaction.user.id, str(interaction.user), REMOVED,
-                                    document, sha256)
+            await asyncio.to_thread(removable, shelf.shelf.settings, document)  # refused: a private reply, first
             await think(interaction, private=shelf.shelf.private)
             async with shelf.building:
-                await bot.reindex(interaction, shelf, [f"Removed {code_span(document, 200)}."])
+                await bot.remove_and_reindex(interaction, shelf, document)
 
     async def save_attachment(self, interaction: discord.Interaction, shelf: OpenShelf, attachment: discord.Attachment,
                               limits: UploadLimits) -> tuple[str, bool]:
@@ -573,19 +574,50 @@ class VerbatimBot(discord.Client):
     async def reindex(self, interaction: discord.Interaction, shelf: OpenShelf, done: list[str] = ()) -> None:
         """Rebuild the shelf's index off the event loop, progress edited into the reply (after the lines of
         what was `done` first), then switch to it; the shelf answers from its old index until then."""
-        progress = _CountingProgress()
-
-        async def show_progress() -> None:
-            await interaction.edit_original_response(content="\n".join([*done, f"Reindexing… {progress.describe()}"]))
-
         try:
-            summary = await rebuild(shelf.shelf.settings, progress, REBUILD_POLL_SECONDS, show_progress)
+            summary = await self.rebuild_shown(interaction, shelf, done)
         except BuildLocked:
             await interaction.edit_original_response(content="Another build is running (CLI or watch); try again soon.")
             interaction.extras[PLACEHOLDER] = False
             return
         await asyncio.to_thread((await shelf.opened()).refresh)
         await interaction.edit_original_response(content=self._build_report(summary, done))
+        interaction.extras[PLACEHOLDER] = False
+
+    async def rebuild_shown(self, interaction: discord.Interaction, shelf: OpenShelf, done: list[str] = (),
+                            allow_drop_of: tuple[str, ...] = ()):
+        """The shelf's index rebuilt in a child process, its progress edited into the reply after `done`."""
+        progress = _CountingProgress()
+
+        async def show_progress() -> None:
+            await interaction.edit_original_response(content="\n".join([*done, f"Reindexing… {progress.describe()}"]))
+
+        return await rebuild(shelf.shelf.settings, progress, REBUILD_POLL_SECONDS, show_progress, allow_drop_of)
+
+    async def remove_and_reindex(self, interaction: discord.Interaction, shelf: OpenShelf, document: str) -> None:
+        """Set the document aside, rebuild without it, then delete it; if the rebuild fails, put it back
+        and say why. The reply tells which of the two happened."""
+        settings = shelf.shelf.settings
+        await asyncio.to_thread(settle_leftovers, settings)
+        aside = await asyncio.to_thread(set_aside, settings, document)
+        shown = code_span(document, 200)
+        try:
+            summary = await self.rebuild_shown(interaction, shelf, [f"Removing {shown}…"], allow_drop_of=(document,))
+        except Exception as error:  # noqa: BLE001 - whatever failed, the document goes back and the reply says so
+            await asyncio.to_thread(aside.restore)
+            reason = fit(user_message(error, settings, "/remove's rebuild"), 600)
+            await interaction.edit_original_response(
+                content=f"Not removed: {shown} was put back, because the rebuild without it failed: {reason}")
+            interaction.extras[PLACEHOLDER] = False
+            return
+        except BaseException:  # cancelled: the document must not be lost either way
+            aside.restore()  # on the loop: a cancelled task may not get to await a thread
+            raise
+        await asyncio.to_thread(aside.discard)
+        await asyncio.to_thread(shelf.ledger.record, interaction.user.id, str(interaction.user), REMOVED,
+                                document, aside.sha256)
+        await asyncio.to_thread((await shelf.opened()).refresh)
+        await interaction.edit_original_response(content=self._build_report(summary, [f"Removed {shown}."]))
         interaction.extras[PLACEHOLDER] = False
 
     def _build_report(self, summary, done: list[str] = ()) -> str:
@@ -696,14 +728,6 @@ def _ledger_lines(entries) -> str:
             break
         lines.append(line)
     return "\n".join(lines)
-
-
-def _file_sha256(corpus: Path, source: str) -> str:
-    """The checksum of a corpus file about to be removed ("" if it is not a file inside the corpus)."""
-    path = (corpus / source).resolve()
-    if not path.is_relative_to(corpus.resolve()) or not path.is_file():
-        return ""
-    return file_sha256(path)
 
 
 def followup_embed(embed: discord.Embed, read_with: str | None) -> discord.Embed:

@@ -35,19 +35,21 @@ def _remember_queue(progress_queue) -> None:
     _progress_queue = progress_queue
 
 
-def _build(settings: Settings) -> BuildSummary:
-    return build_index(settings, _QueuedProgress())
+def _build(settings: Settings, allow_drop_of: tuple[str, ...]) -> BuildSummary:
+    return build_index(settings, _QueuedProgress(), allow_drop_of=allow_drop_of)
 
 
-async def rebuild(settings: Settings, progress: Progress, poll_seconds: float, on_poll) -> BuildSummary:
-    """Run `build_index(settings)` in a child process; `await on_poll()` every `poll_seconds` until it ends.
+async def rebuild(settings: Settings, progress: Progress, poll_seconds: float, on_poll,
+                  allow_drop_of: tuple[str, ...] = ()) -> BuildSummary:
+    """Run `build_index(settings, allow_drop_of=...)` in a child process; `await on_poll()` every
+    `poll_seconds` until it ends.
 
     Progress is replayed into `progress` before each poll; the build's errors are raised here.
     """
     progress_queue = _CONTEXT.Queue()
     pool = ProcessPoolExecutor(1, mp_context=_CONTEXT, initializer=_remember_queue, initargs=(progress_queue,))
     try:
-        build = asyncio.wrap_future(pool.submit(_build, settings))
+        build = asyncio.wrap_future(pool.submit(_build, settings, tuple(allow_drop_of)))
         while not build.done():
             await asyncio.wait({build}, timeout=poll_seconds)
             _replay(progress_queue, progress)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from config import Settings
-from config.settings import ShelfSettings, default_index_dir
+from config.settings import InvalidSetting, ShelfSettings, default_index_dir
 from index import store
 from index.errors import VerbatimError
 
@@ -54,10 +55,34 @@ class Shelf:
 
 
 def configured_shelves(settings: Settings) -> list[Shelf]:
-    """Every shelf in configuration order; the implicit "default" one when none is configured."""
+    """Every shelf in configuration order; the implicit "default" one when none is configured.
+
+    InvalidSetting if a shelf has no corpus folder, or two shelves share a corpus or an index
+    folder (checked here, by the commands that read shelves, not by every command).
+    """
     if not settings.shelves:
         return [Shelf(DEFAULT, settings, None)]
-    return [_shelf(name, shelf, settings) for name, shelf in settings.shelves.items()]
+    for name, shelf in settings.shelves.items():
+        if shelf.corpus_dir is None:
+            raise InvalidSetting(f"setting shelves.{name}.corpus_dir is empty: name the shelf's documents folder")
+    shelves = [_shelf(name, shelf, settings) for name, shelf in settings.shelves.items()]
+    check_apart(shelves)
+    return shelves
+
+
+def check_apart(shelves: list[Shelf]) -> None:
+    """InvalidSetting if two shelves share a folder: each shelf's corpus and index are its own,
+    or building one would make the other quote its documents (and rebuild over them)."""
+    owner: dict[Path, str] = {}
+    for shelf in shelves:
+        for setting in ("corpus_dir", "index_dir"):
+            path = getattr(shelf.settings, setting)
+            where = f"shelves.{shelf.name}.{setting}"
+            folder = path.resolve()
+            if folder in owner:
+                raise InvalidSetting(f"settings {owner[folder]} and {where} are the same folder ({path}): "
+                                     "give each shelf its own corpus and index folders")
+            owner[folder] = where
 
 
 def _shelf(name: str, shelf: ShelfSettings, settings: Settings) -> Shelf:

@@ -1,4 +1,5 @@
-"""Documents added to and removed from a shelf's corpus from outside (Discord's /add and /remove).
+"""Documents added to a shelf's corpus from outside (Discord's /add), and the record of additions and
+removals (bot/removal.py).
 
 An upload is checked before a byte reaches the corpus: its size, its type by
 content (the extension must agree), zip bombs, its name, and whether the same
@@ -9,6 +10,7 @@ what, and when, goes to a `Ledger`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from config.settings import size_in_bytes
 from index.errors import VerbatimError
 from index.formats import UNZIPPED_PER_ZIPPED, open_zip
 from index.load import KINDS, Unreadable, printable_name
@@ -30,9 +33,13 @@ from index.store import _fsync_path as fsync_directory, file_sha256  # fsync: th
 
 # Uploads live apart from the files an operator put in the corpus by hand.
 UPLOADS_DIR = "uploads"
-# Longest file name kept (characters, extension included): a longer stem is shortened.
-# "uploads/" plus this stays within Discord's 100-character autocomplete values.
-MAX_NAME_CHARS = 90
+# Longest file name kept (characters, extension and any "-2" of a name taken included): a longer
+# stem is shortened, so that "uploads/" plus the name stays within Discord's 100-character
+# autocomplete values (a longer source is never offered, so could never be picked for /remove).
+AUTOCOMPLETE_MAX = 100
+MAX_NAME_CHARS = AUTOCOMPLETE_MAX - len(UPLOADS_DIR) - 1
+# Longest file name in bytes most file systems (ext4, XFS, APFS) store.
+MAX_NAME_BYTES = 255
 # A zip member that unpacks to more than this many times its packed size, once it is
 # over BOMB_MEMBER_BYTES, is a zip bomb (real Office XML packs 5-20x; Apache POI's limit is 100x).
 MAX_MEMBER_RATIO = 100
@@ -68,10 +75,6 @@ class UploadRefused(VerbatimError):
     """An upload that is not saved; the message tells the uploader why (never a server path)."""
 
 
-class RemoveRefused(VerbatimError):
-    """A removal that is not done; the message tells the user why (never a server path)."""
-
-
 @dataclass(frozen=True)
 class UploadLimits:
     """How large and how many uploads may be, and what a zipped document may unpack to."""
@@ -85,7 +88,7 @@ class UploadLimits:
     @classmethod
     def from_settings(cls, settings) -> UploadLimits:
         """The limits `upload_max_mb` and `upload_max_files` set."""
-        return cls(int(settings.upload_max_mb * 1_000_000), settings.upload_max_files)
+        return cls(size_in_bytes(settings, "upload_max_mb"), settings.upload_max_files)
 
     @property
     def unzipped_bytes(self) -> int:
@@ -114,14 +117,20 @@ def save_upload(corpus_dir: Path, filename: str, data: bytes, limits: UploadLimi
     check_content(name, kind, data, limits)
     digest = hashlib.sha256(data).hexdigest()
     directory = corpus_dir / UPLOADS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    # Checked and written under one lock: two uploads of the same file at the same instant (from
-    # this bot's threads or another process) must not both pass the duplicate check.
-    with _exclusive(directory):
-        existing = find_same_bytes(corpus_dir, data, digest)
-        if existing is not None:
-            raise UploadRefused(f"already in the shelf as {_shown(existing)}")
-        return _write_new(directory, name, data)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # Checked and written under one lock: two uploads of the same file at the same instant (from
+        # this bot's threads or another process) must not both pass the duplicate check.
+        with _exclusive(directory):
+            existing = find_same_bytes(corpus_dir, data, digest)
+            if existing is not None:
+                raise UploadRefused(f"already in the shelf as {_shown(existing)}")
+            return _write_new(directory, name, data)
+    except OSError as error:  # the draft is gone already (_write_new): nothing half-written stays
+        where = f"{UPLOADS_DIR}/ in the shelf's documents folder"
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UploadRefused(f"the disk is full at {where}; nothing was added (free some space there)") from None
+        raise UploadRefused(f"cannot write to {where}: {error.strerror or error}; nothing was added") from None
 
 
 @contextmanager
@@ -138,7 +147,8 @@ def _exclusive(directory: Path) -> Iterator[None]:
 
 def safe_name(filename: str) -> str:
     """A file name fit to save: Unicode-normalised, no path, not hidden, no control or invisible
-    characters, at most MAX_NAME_CHARS long (the stem is shortened); UploadRefused otherwise."""
+    characters, at most MAX_NAME_CHARS characters and MAX_NAME_BYTES bytes long (the stem is
+    shortened); UploadRefused otherwise."""
     # NFKC first: fullwidth "／" or "．" must not slip past the checks below as look-alikes.
     name = unicodedata.normalize("NFKC", filename).strip()
     if not name.isprintable():  # control, format (bidi overrides, zero-width), unassigned, separators but space
@@ -149,11 +159,18 @@ def safe_name(filename: str) -> str:
         raise UploadRefused("the file has no name; give it one")
     if name.startswith("."):
         raise UploadRefused(f"{_shown(filename)} is a hidden file name (it starts with a dot); rename it")
-    if len(name) > MAX_NAME_CHARS:
-        path = PurePosixPath(name)
-        suffix = path.suffix[:20]
-        name = path.name[: len(path.name) - len(path.suffix)][: MAX_NAME_CHARS - len(suffix)].rstrip() + suffix
-    return name
+    if len(name) <= MAX_NAME_CHARS and len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    stem, suffix = _split(name)
+    return _fitted(stem, suffix[:20])
+
+
+def _fitted(stem: str, tail: str) -> str:
+    """`stem` + `tail`, the stem shortened until it is at most MAX_NAME_CHARS and MAX_NAME_BYTES long."""
+    room = MAX_NAME_CHARS - len(tail)
+    while len((stem[:room] + tail).encode()) > MAX_NAME_BYTES:
+        room -= 1
+    return stem[:room].rstrip() + tail
 
 
 def check_content(name: str, kind: str, data: bytes, limits: UploadLimits) -> None:
@@ -248,7 +265,7 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
         os.chmod(draft, 0o644)
         stem, suffix = _split(name)
         for number in range(1, 1000):
-            target = directory / (name if number == 1 else f"{stem}-{number}{suffix}")
+            target = directory / (name if number == 1 else _fitted(stem, f"-{number}{suffix}"))
             try:
                 os.link(draft, target)  # fails if the name is taken: unlike os.replace, it never overwrites
             except FileExistsError:
@@ -263,25 +280,6 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
 def _split(name: str) -> tuple[str, str]:
     suffix = PurePosixPath(name).suffix
     return name[: len(name) - len(suffix)], suffix
-
-
-def remove_document(corpus_dir: Path, source: str) -> Path:
-    """Delete the corpus file the index names `source`; RemoveRefused if it is not a file inside `corpus_dir`."""
-    if "://" in source:
-        raise RemoveRefused(f"{_shown(source)} is a web page; remove its web source instead")
-    relative = PurePosixPath(source)
-    if not source or relative.is_absolute() or ".." in relative.parts or "\\" in source:
-        raise RemoveRefused(f"{_shown(source)} is not a document name in this shelf")
-    root = corpus_dir.resolve()
-    path = root / relative
-    # The folders on the way must stay inside the corpus (a linked folder could lead out);
-    # the file itself may be a link: unlinking removes the link, never its target.
-    if not Path(os.path.realpath(path.parent)).is_relative_to(root):
-        raise RemoveRefused(f"{_shown(source)} is not a document name in this shelf")
-    if not path.is_symlink() and not path.is_file():
-        raise RemoveRefused(f"{_shown(source)} is not in this shelf")
-    path.unlink()
-    return path
 
 
 def _shown(name: str) -> str:

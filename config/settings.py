@@ -6,6 +6,7 @@ Relative paths are taken from the working directory; `~` is expanded.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -44,7 +45,8 @@ class ShelfSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    corpus_dir: Path
+    # None only when given empty: an error for the commands that read shelves (bot.shelves.configured_shelves).
+    corpus_dir: Path | None
     # Unset: the corpus's own index, as for corpus_dir (default_index_dir).
     index_dir: Path | None = None
     # Unset: feedback-<name>.sqlite beside the feedback_db setting.
@@ -57,6 +59,12 @@ class ShelfSettings(BaseModel):
     role_ids: list[int] = Field(default_factory=list)
     # Members with one of these roles may /add and /remove documents, besides Manage Server.
     uploader_role_ids: list[int] = Field(default_factory=list)
+
+    @field_validator("corpus_dir", "index_dir", "feedback_db", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # Path("") is the working directory: an empty setting must never quietly mean that.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("corpus_dir", "index_dir", "feedback_db", mode="after")
     @classmethod
@@ -224,6 +232,14 @@ class Settings(BaseSettings):
             readers[audience] = name
         return shelves
 
+    @field_validator("corpus_dir", mode="before")
+    @classmethod
+    def _corpus_is_named(cls, value: object) -> object:
+        # Path("") is the working directory, and the index would still be the default corpus's.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError('an empty path is no folder: name the documents\' folder ("." for the working directory)')
+        return value
+
     @field_validator(*PATH_SETTINGS, mode="after")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
@@ -264,6 +280,20 @@ def load_settings(**overrides: object) -> Settings:
         raise InvalidSetting(_describe_unparsable(error)) from None
     except tomllib.TOMLDecodeError as error:
         raise InvalidSetting(f"cannot read {LOCAL_FILE} (or {DEFAULTS_FILE.name}): {error}") from None
+
+
+def size_in_bytes(settings: Settings, name: str) -> int:
+    """The size setting `name` (in MB) in bytes; InvalidSetting unless it is a finite number above 0.
+
+    Checked by the commands that size files (builds, uploads), not at load: an unusable upload
+    limit must not stop `verbatim ask`.
+    """
+    megabytes = getattr(settings, name)
+    # 1e303 MB is finite, but not in bytes.
+    if not math.isfinite(megabytes * 1_000_000) or megabytes <= 0:
+        raise InvalidSetting(f"setting {name} (VERBATIM_{name.upper()}) is {megabytes!r}: "
+                             "give a finite number of megabytes above 0, e.g. 20")
+    return int(megabytes * 1_000_000)
 
 
 def default_index_dir(corpus_dir: Path) -> Path:

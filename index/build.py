@@ -8,10 +8,13 @@ exact text was embedded before by the same engine.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
+import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +23,13 @@ from typing import Protocol
 import numpy as np
 
 from config import Settings
+from config.settings import size_in_bytes
 from index import ann, store, web
 from index.chunk import LineIndex, chunk
-from index.errors import BuildLocked, ClusterUnavailable, IndexCorrupt, IndexMissing, WouldDropDocuments
+from index.errors import (
+    BuildLocked, ClusterUnavailable, DiskFull, IndexCorrupt, IndexMissing, IndexUnwritable, VerbatimError,
+    WouldDropDocuments,
+)
 from index.lexical import build_lexical
 from index.load import Unreadable, discover, read_document
 from index.types import Document, Passage, Skipped
@@ -92,12 +99,14 @@ DROP_GUARD_MIN = 5
 
 
 def build_index(
-    settings: Settings, progress: Progress | None = None, force: bool = False, allow_drop: bool = False
+    settings: Settings, progress: Progress | None = None, force: bool = False, allow_drop: bool = False,
+    allow_drop_of: Collection[str] = (),
 ) -> BuildSummary:
     """Index the corpus into a new generation, unless the current one already matches it.
 
     Raises WouldDropDocuments rather than publish an index that loses all or most
-    documents, unless `allow_drop` (`--allow-empty`) says that is intended.
+    documents, unless `allow_drop` (`--allow-empty`) says that is intended; the
+    documents in `allow_drop_of` (removed on purpose, e.g. by /remove) never count.
     """
     progress = progress or SilentProgress()
     started = time.perf_counter()
@@ -124,8 +133,10 @@ def build_index(
             return BuildSummary(0, 0, 0, tuple(skipped), time.perf_counter() - started,
                                 previous.generation.name, up_to_date=True, **counts)
         if not allow_drop:
-            check_drop(len(old), counts["removed"])
-        generation, embedded = _write_generation(settings, documents, progress, not force, cluster)
+            meant = sum(source in old and source not in current for source in set(allow_drop_of))
+            check_drop(len(old) - meant, counts["removed"] - meant)
+        with _discarded_if_unwritable(settings.index_dir):
+            generation, embedded = _write_generation(settings, documents, progress, not force, cluster)
         # A damaged generation is no fallback: keep the intact one before it instead.
         store.remove_stale(settings.index_dir, damaged=previous.damaged)
     manifest = store.Manifest.read(generation)
@@ -161,7 +172,7 @@ def load_corpus(
     files, skipped = discover(settings.corpus_dir)
     progress = progress or SilentProgress()
     progress.start("reading", sum(file.size for file in files))  # in bytes: a huge PDF moves page by page
-    max_bytes = int(settings.max_file_mb * 1_000_000)
+    max_bytes = size_in_bytes(settings, "max_file_mb")
     read: list[Document | Skipped | None] = []  # in file order, None until read
     stored = store.open_metadata(previous) if previous and reusable else None
     try:
@@ -367,6 +378,38 @@ def _insert_metadata(connection, documents: list[Document], passages_by_document
             )
             sentence_id += len(passage.sentences)
             passage_id += 1
+
+
+@contextmanager
+def _discarded_if_unwritable(index_dir: Path) -> Iterator[None]:
+    """Turn a failed write into one error naming the place that filled (or refused), after removing
+    the half-written build: a full disk must not stay full of it. Used under the build lock, where
+    every build directory is this build's or a dead one's."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as error:
+        for leftover in index_dir.glob(f"{store.BUILDING_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if isinstance(error, sqlite3.OperationalError) and "disk is full" not in str(error):
+            raise
+        raise write_failure(error, index_dir, "the new index") from None
+
+
+def write_failure(error: OSError | sqlite3.OperationalError, folder: Path, what: str) -> VerbatimError:
+    """DiskFull or IndexUnwritable for a failed write of `what` into `folder`, naming the path written.
+
+    A copy's error names its source first (shutil sets filename to the source, filename2 to the
+    target): the place that filled is the target. A file inside a discarded build is named by `folder`.
+    """
+    written = getattr(error, "filename2", None) or getattr(error, "filename", None)
+    path = Path(os.fsdecode(written)) if written else folder
+    if store.BUILDING_PREFIX in str(path) or not written:
+        path = folder
+    kept = "; the index in use was left as it was" if what == "the new index" else ""
+    if isinstance(error, sqlite3.OperationalError) or error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"the disk is full at {path}: {what} could not be written{kept} "
+                        "(free some space there, then try again)")
+    return IndexUnwritable(f"cannot write {what} at {path}: {error.strerror or error}{kept}")
 
 
 @contextmanager

@@ -43,3 +43,11 @@ class WouldDropDocuments(VerbatimError):
 
 class ClusterUnavailable(VerbatimError):
     """A distributed build was asked for, but Ray is not installed or the cluster can't be reached."""
+
+
+class DiskFull(VerbatimError):
+    """A write failed for want of space (ENOSPC, or a quota); the message names where."""
+
+
+class IndexUnwritable(VerbatimError):
+    """A build could not write its new index; the index in use is left as it was."""

@@ -1,10 +1,12 @@
+import errno
 import os
 
 import pytest
 
 from index import store
 from index.build import build_index, check_drop
-from index.errors import BuildLocked, CorpusMissing, WouldDropDocuments
+from config.settings import InvalidSetting
+from index.errors import BuildLocked, CorpusMissing, DiskFull, WouldDropDocuments
 from tests.conftest import ANSWER_ALWAYS, SHARED_CACHE, make_settings, settings_with_own_cache, write_corpus
 
 TEXT = "Bees make honey in hives. Honey keeps for years.\n\nWasps do not make honey at all."
@@ -162,3 +164,72 @@ def test_a_sentence_is_embedded_after_its_documents_title_and_quoted_alone(tmp_p
     assert np.max(stored @ titled) > 0.98 and np.max(stored @ titled) - np.max(stored @ alone) > 0.05, (np.max(stored @ titled), np.max(stored @ alone))
     quote = answerer.answer("Where is the Porsche factory?").quotes[0]
     assert quote.text.startswith("The main factory is in Leipzig.")  # the title is context, never quoted text
+
+
+def test_documents_removed_on_purpose_may_empty_the_index_but_others_still_count(tmp_path):
+    write_corpus(tmp_path, {"bees.txt": TEXT})
+    settings = make_settings(tmp_path)
+    build_index(settings)
+    (tmp_path / "corpus" / "bees.txt").unlink()
+    emptied = build_index(settings, allow_drop_of=("bees.txt",))  # /remove of a shelf's last document
+    assert (emptied.documents, emptied.removed) == (0, 1)
+    assert store.indexed_documents(store.current_generation(settings.index_dir)) == {}
+    from bot.answer import Answerer
+
+    assert not Answerer(settings).answer("What do bees make?").answered
+    write_corpus(tmp_path, FIVE)
+    build_index(settings)
+    for name in FIVE:
+        (tmp_path / "corpus" / name).unlink()
+    # One was removed on purpose; the other four vanishing still looks like a lost corpus.
+    with pytest.raises(WouldDropDocuments, match="4 of the 4 indexed documents"):
+        build_index(settings, allow_drop_of=("doc0.txt",))
+
+
+def test_an_infinite_file_size_limit_is_a_setting_error_of_the_build(tmp_path):
+    write_corpus(tmp_path, {"bees.txt": TEXT})
+    settings = make_settings(tmp_path, max_file_mb=float("inf"))  # loads: only what sizes files refuses it
+    with pytest.raises(InvalidSetting, match=r"^setting max_file_mb \(VERBATIM_MAX_FILE_MB\) is inf: give a finite"):
+        build_index(settings)
+
+
+def _full_copy(source, target, **_):
+    # What shutil reports when the target's disk fills: the source first, the target second.
+    raise OSError(errno.ENOSPC, "No space left on device", str(source), None, str(target))
+
+
+def _failing(code: int, message: str):
+    def fail(*_, **__):
+        raise OSError(code, message)
+    return fail
+
+
+@pytest.mark.parametrize("fill", ["copying the ONNX export", "saving vectors"])
+def test_a_disk_that_fills_during_a_build_leaves_no_build_behind_and_is_named(fill, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    from bot.cli import main
+
+    monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
+    write_corpus(tmp_path, {"bees.txt": TEXT})
+    index = tmp_path / "index"
+    paths = ["--corpus", str(tmp_path / "corpus"), "--index", str(index)]
+    assert main(["index", "build", *paths]) == 0
+    live = store.current_generation(index).name
+    write_corpus(tmp_path, {"ants.txt": "Ants farm aphids for honeydew."})
+    if fill == "copying the ONNX export":  # the cache on another disk: no hard link, a copy
+        monkeypatch.setattr(os, "link", _failing(errno.EXDEV, "Invalid cross-device link"))
+        monkeypatch.setattr(shutil, "copy2", _full_copy)
+    else:
+        monkeypatch.setattr(np, "save", _failing(errno.ENOSPC, "No space left on device"))
+    capsys.readouterr()
+    assert main(["index", "build", *paths]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and error[0].startswith(f"verbatim: error: the disk is full at {index}: the new index")
+    assert "left as it was" in error[0] and str(SHARED_CACHE) not in error[0]
+    assert not list(index.glob(".building-*"))  # the half-written build does not keep the disk full
+    assert store.current_generation(index).name == live
+    with pytest.raises(DiskFull):
+        build_index(make_settings(tmp_path))

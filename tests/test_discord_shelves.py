@@ -347,3 +347,70 @@ async def test_remove_deletes_from_the_shelf_only_and_is_recorded(bot, tmp_path)
     assert "more.txt" not in "\n".join(seen(drones))
     (entry,) = bot.shelves["bees"].ledger.entries(5)
     assert (entry.action, entry.source, entry.actor_id) == ("remove", "more.txt", ADMIN_ID) and len(entry.sha256) == 64
+
+
+def admin_run(bot, command, options, server=BEES_SERVER):
+    return run(bot, command, options, server=server, user_id=ADMIN_ID, permissions=discord_admin())
+
+
+async def test_removing_a_shelfs_last_document_leaves_the_shelf_empty(bot, tmp_path):
+    removed = await admin_run(bot, "remove", {"document": "bees.txt"})
+    report = removed.original.content
+    assert report.startswith("Removed `bees.txt`.\nIndexed 0 documents") and "1 removed" in report
+    assert not removed.private and not (tmp_path / "bees" / "bees.txt").exists()
+    assert not list((tmp_path / "bees-index" / "removed").iterdir())  # deleted for good once the index is published
+    eggs = await run(bot, "ask", {"question": EGGS}, server=BEES_SERVER)
+    assert "don't answer" in eggs.followup.sent[0].embed.description and not leaks(seen(eggs), "bees")
+    listing = await run(bot, "documents", server=BEES_SERVER)
+    assert listing.response.sent[0].embed.title == "0 documents indexed"
+    completion = await run(bot, "remove", {"document": ""}, server=BEES_SERVER, autocomplete_focus="document")
+    assert completion.choices == []
+    (entry,) = bot.shelves["bees"].ledger.entries(5)
+    assert (entry.action, entry.source) == ("remove", "bees.txt") and len(entry.sha256) == 64
+
+
+async def test_remove_refuses_hidden_and_unindexed_files_and_leaves_them(bot, tmp_path):
+    for name in (".git/config", "private/keys.pem", ".env"):
+        path = tmp_path / "bees" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("secret = 1\n")
+        refused = await admin_run(bot, "remove", {"document": name})
+        assert refused.response.deferred is None and len(refused.all_sent) == 1 and refused.all_sent[0].ephemeral
+        assert refused.all_sent[0].content == f"{name!r} is not among the documents here; pick one from the list"
+        assert path.read_text() == "secret = 1\n"
+    assert not bot.shelves["bees"].ledger.entries(5)
+
+
+async def test_a_failed_rebuild_puts_the_removed_document_back_and_says_so(bot, tmp_path):
+    import fcntl
+
+    with (tmp_path / "bees-index" / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a CLI build holds the shelf's index meanwhile
+        kept = await admin_run(bot, "remove", {"document": "bees.txt"})
+    assert kept.original.content == ("Not removed: `bees.txt` was put back, because the rebuild without it failed: "
+                                     "another build is running on …; wait for it to finish")
+    assert (tmp_path / "bees" / "bees.txt").read_text() == BEES
+    assert not list((tmp_path / "bees-index" / "removed").iterdir())
+    eggs = await run(bot, "ask", {"question": EGGS}, server=BEES_SERVER)
+    assert "two thousand eggs" in eggs.followup.sent[0].embed.fields[0].value
+    assert not bot.shelves["bees"].ledger.entries(5)
+
+
+async def test_source_on_a_private_shelf_is_shown_only_to_the_asker(bot):
+    staff = await run(bot, "source", {"document": "staff.txt"}, server=SHIPS_SERVER, channel_id=STAFF_CHANNEL,
+                      role_ids=(STAFF_ROLE,))
+    assert staff.response.sent[0].embed.title == "staff" and staff.response.sent[0].ephemeral and not staff.public
+
+
+async def test_add_on_a_full_disk_answers_in_one_line_and_adds_nothing(bot, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    added = await admin_run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF)})
+    assert added.original.content == ("`leave.pdf`: not added: the disk is full at uploads/ in the shelf's documents "
+                                      "folder; nothing was added (free some space there)")
+    assert not [path for path in (tmp_path / "bees" / "uploads").iterdir()]

@@ -175,3 +175,53 @@ def test_verbatim_toml_overrides_the_defaults_and_the_environment_overrides_it(t
     assert settings.top_quotes == 4 and settings.model == "all-MiniLM-L6-v2" and settings.shelves == {}
     monkeypatch.setenv("VERBATIM_TOP_QUOTES", "5")
     assert load_settings().top_quotes == 5
+
+
+@pytest.mark.parametrize("shelves, named", [
+    ({"a": {"corpus_dir": "bees", "index_dir": "shared", "guild_ids": [1]},
+      "b": {"corpus_dir": "ships", "index_dir": "shared", "guild_ids": [2]}},
+     "settings shelves.a.index_dir and shelves.b.index_dir are the same folder (shared)"),
+    ({"a": {"corpus_dir": "bees", "guild_ids": [1]}, "b": {"corpus_dir": "./bees", "guild_ids": [2]}},
+     "settings shelves.a.corpus_dir and shelves.b.corpus_dir are the same folder (bees)"),
+    ({"a": {"corpus_dir": "bees", "index_dir": "ships", "guild_ids": [1]},
+      "b": {"corpus_dir": "ships", "guild_ids": [2]}},
+     "settings shelves.a.index_dir and shelves.b.corpus_dir are the same folder (ships)"),
+    ({"a": {"corpus_dir": "", "guild_ids": [1]}}, "setting shelves.a.corpus_dir is empty"),
+])
+def test_shelves_that_would_collide_are_refused_by_the_commands_that_read_shelves_only(
+        shelves, named, tmp_path, monkeypatch, capsys):
+    for name, text in (("bees", BEES), ("ships", SHIPS)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.txt").write_text(text)
+    monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
+    monkeypatch.setenv("VERBATIM_SHELVES", json.dumps(shelves))
+    for command in (["shelf", "list"], ["ask", "--shelf", "a", "How many eggs?"], ["index", "build", "--shelf", "a"]):
+        assert main(command) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith("verbatim: error: ") and named in err and err.count("\n") == 1
+    assert not (tmp_path / "shared").exists()
+
+
+def test_shelves_that_collide_do_not_stop_a_command_that_reads_no_shelf(tmp_path, monkeypatch):
+    (tmp_path / "bees").mkdir()
+    (tmp_path / "bees" / "bees.txt").write_text(BEES)
+    monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
+    monkeypatch.setenv("VERBATIM_SHELVES", json.dumps({
+        "a": {"corpus_dir": "bees", "index_dir": "shared", "guild_ids": [1]},
+        "b": {"corpus_dir": "ships", "index_dir": "shared", "guild_ids": [2]}}))
+    monkeypatch.setenv("VERBATIM_UPLOAD_MAX_MB", "inf")  # only /add sizes uploads
+    assert main(["index", "build", "--corpus", "bees", "--index", "bees-index"]) == EXIT_OK
+    assert main(["ask", "--corpus", "bees", "--index", "bees-index", "How many eggs does the queen lay?"]) == EXIT_OK
+
+
+def test_an_empty_corpus_setting_is_named_not_taken_for_the_working_directory(tmp_path):
+    with pytest.raises(InvalidSetting, match=r"^setting corpus_dir \(VERBATIM_CORPUS_DIR\) is '': an empty path"):
+        load_settings(corpus_dir="")
+
+
+def test_a_shelfs_empty_index_or_feedback_setting_means_unset_not_the_working_directory(tmp_path, monkeypatch):
+    blank = {"a": {"corpus_dir": "bees", "index_dir": " ", "feedback_db": ""}}
+    monkeypatch.setenv("VERBATIM_SHELVES", json.dumps(blank))
+    (shelf,) = configured_shelves(load_settings())
+    assert shelf.settings.index_dir == default_index_dir(Path("bees"))
+    assert shelf.settings.feedback_db == Path("var/feedback-a.sqlite")
