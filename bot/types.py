@@ -53,6 +53,10 @@ class Answer:
     confidence: float = 0.0
     # On a refusal, where the nearest text is, so the user can check; never shown as an answer.
     closest: Quote | None = None
+    # Cited sources whose files changed since the index was built (bot/freshness.py): their quotes
+    # are shown only where still in the file, and `rebuild` is the command that brings the index up to date.
+    stale: tuple[str, ...] = ()
+    rebuild: str = ""
 
     def to_json(self) -> dict:
         """The stable JSON contract read by other tools."""
@@ -62,6 +66,7 @@ class Answer:
             "quotes": [_quote_json(quote) for quote in self.quotes],
             "took_ms": round(self.took_ms, 3),
             **({"closest": _quote_json(self.closest)} if self.closest is not None and not self.answered else {}),
+            **({"stale": list(self.stale), "rebuild": self.rebuild} if self.stale else {}),
         }
 
 
