@@ -61,8 +61,8 @@ class Freshness:
         self._lock = threading.Lock()
         self._generation: Path | None = None
         self._metadata = None
-        # (source, indexed sha256) -> (size, mtime) of the file when it was last hashed to that sha256.
-        self._verified: dict[tuple[str, str], tuple[int, int]] = {}
+        # source -> ((size, mtime), sha256) of its file when last hashed, once its mtime had settled.
+        self._hashes: dict[str, tuple[tuple[int, int], str]] = {}
         self._current: OrderedDict[tuple[str, str], _Current] = OrderedDict()
 
     def check(self, quotes: Sequence[Quote], generation: Path) -> Checked:
@@ -79,12 +79,6 @@ class Freshness:
             elif current.text is not None and (moved := relocated(quote, current.text, current.page_starts)):
                 kept.append(moved)
         return Checked(tuple(kept), tuple(source for source, change in changes.items() if change is not None))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._metadata is not None:
-                self._metadata.close()
-                self._metadata = None
 
     def _change(self, source: str, generation: Path) -> _Current | None:
         """None if `source` is as indexed, else its text now."""
@@ -103,20 +97,28 @@ class Freshness:
             return _GONE
         if not stat.S_ISREG(status.st_mode):
             return _GONE
-        seen = (status.st_size, status.st_mtime_ns)
-        key = (source, indexed.sha256)
-        if (indexed.mtime_ns and seen == (indexed.size, indexed.mtime_ns)) or self._verified.get(key) == seen:
+        if indexed.mtime_ns and (status.st_size, status.st_mtime_ns) == (indexed.size, indexed.mtime_ns):
             return None
+        sha = self._sha256(path, source, status)
+        if sha is None:
+            return _GONE
+        return None if sha == indexed.sha256 else self._current_text(path, source, sha, status.st_size)
+
+    def _sha256(self, path: Path, source: str, status: os.stat_result) -> str | None:
+        """The file's hash (None if a build would skip it), remembered by its size and mtime once those
+        have settled: a file touched, or changed and not yet indexed, is hashed once, not at every answer."""
+        seen = (status.st_size, status.st_mtime_ns)
+        remembered = self._hashes.get(source)
+        if remembered is not None and remembered[0] == seen:
+            return remembered[1]
         try:
             sha = regular_file_sha256(path, self._max_bytes)
         except Unreadable:
-            return _GONE
-        if sha == indexed.sha256:
-            if settled_mtime(status):  # a later write in the same tick would go unseen otherwise
-                with self._lock:
-                    self._verified[key] = seen
             return None
-        return self._current_text(path, source, sha, status.st_size)
+        if settled_mtime(status):  # a later write in the same tick would go unseen otherwise
+            with self._lock:
+                self._hashes[source] = (seen, sha)
+        return sha
 
     def _current_text(self, path: Path, source: str, sha: str, size: int) -> _Current:
         with self._lock:

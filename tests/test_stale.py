@@ -144,6 +144,10 @@ def test_a_settled_file_whose_size_and_mtime_are_as_indexed_is_not_read_again(tm
     os.utime(path)  # touched now: its mtime no longer vouches for it, so it is hashed (and found unchanged)
     answer = answerer.answer(QUESTION, top=1)
     assert answer.answered and answer.stale == () and len(hashed) == 1
+    os.utime(path, (time.time() - 60, time.time() - 60))  # another settled mtime: hashed once, then remembered
+    for _ in range(2):
+        answer = answerer.answer(QUESTION, top=1)
+    assert answer.answered and answer.stale == () and len(hashed) == 2
 
 
 def test_the_index_records_a_settled_mtime_and_not_a_recent_one(tmp_path):
