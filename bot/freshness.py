@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bot.types import Quote
 from config import Settings
+from config.settings import default_index_dir
 from index import store, web
 from index.load import CorpusFile, Unreadable, read_document, regular_file_sha256, settled_mtime
 
@@ -172,8 +173,6 @@ def _page_and_line(text: str, page_starts: tuple[int, ...], start: int) -> tuple
 def rebuild_command(settings: Settings) -> str:
     """The command that rebuilds the index these settings answer from: `--shelf NAME` for a configured
     shelf, else `--corpus DIR` (and `--index DIR` where the index is not the corpus's own)."""
-    from config.settings import default_index_dir
-
     for name, shelf in settings.shelves.items():
         index_dir = shelf.index_dir or default_index_dir(shelf.corpus_dir)
         if _same(shelf.corpus_dir, settings.corpus_dir) and _same(index_dir, settings.index_dir):
