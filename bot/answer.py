@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.headings import answers_only
+from bot.freshness import Freshness, rebuild_command
 from bot.ranker import Judgement, Ranker
 from bot.reader import Reader
 from bot.selector import Calibration, Selector, pair_text
@@ -67,6 +68,7 @@ class Answerer:
         self.selector = selector.result() if selector else None
         self.reader = reader.result() if reader else None
         self._pointer_mtime = _pointer_mtime(self.settings.index_dir)
+        self.freshness = Freshness(self.settings)
 
     def answer(
         self, question: str, top: int | None = None, *,
@@ -111,12 +113,16 @@ class Answerer:
         ranked, hits = answers_only(ranked, hits, searcher.document_place)  # headings are context, not quotes
         quotes = select_quotes(ranked, hits, top, self.settings.quote_max_chars, searcher.document,
                                self.settings.quote_neighbour_margin)
+        # Only what the files still say is shown: a quote no longer in its file is withheld.
+        checked = self.freshness.check(quotes, searcher.generation)
+        quotes = list(checked.quotes)
+        stale = {"stale": checked.stale, "rebuild": rebuild_command(self.settings)} if checked.stale else {}
         took_ms = (time.perf_counter() - started) * 1000
         evidence = judged.evidence if judged else ()
         if answered:
-            return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness, evidence=evidence)
+            return Answer(question, bool(quotes), tuple(quotes), took_ms, sureness, evidence=evidence, **stale)
         return Answer(question, False, (), took_ms, sureness, quotes[0] if quotes else None,
-                      not_sure=not_sure and bool(quotes), evidence=evidence)
+                      not_sure=not_sure and bool(quotes), evidence=evidence, **stale)
 
     def _threshold(self) -> float:
         if self.ranker is None:

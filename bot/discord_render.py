@@ -11,7 +11,7 @@ from pathlib import Path
 
 import discord
 
-from bot.render import NOT_SURE, refusal_line
+from bot.render import NOT_SURE, refusal_line, stale_line
 from bot.types import Answer, Quote
 
 TITLE_MAX = 256
@@ -92,15 +92,20 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
     """The embed for an answer or a refusal."""
     title = clip(answer.question, TITLE_MAX)
     footer = f"{answer.took_ms:.0f} ms · quoted word for word, nothing paraphrased"
+    # The bot's own /reindex rebuilds the shelf: no server path or shell command is shown in Discord.
+    stale = stale_line(answer.stale, "/reindex (admins)") if answer.stale else ""
     if answer.not_sure and answer.closest is not None:
-        return not_sure_embed(answer, title, footer)
+        return not_sure_embed(answer, title, footer, stale)
     if not answer.answered:
         # The closest passage is named so people can check, never quoted as if it answered.
-        embed = discord.Embed(title=title, description=fit(refusal_line(answer), DESCRIPTION_MAX), colour=REFUSED)
+        refusal = refusal_line(answer) + (f"\n{stale}" if stale else "")
+        embed = discord.Embed(title=title, description=fit(refusal, DESCRIPTION_MAX), colour=REFUSED)
         embed.set_footer(text=f"{answer.took_ms:.0f} ms")  # nothing was quoted
         return embed
     sure = answer.confidence >= confident_above
-    embed = discord.Embed(title=title, colour=CONFIDENT if sure else TENTATIVE)
+    # The note goes first, so the quotes that fit are counted with it.
+    note = fit(stale, 500) if stale else ""
+    embed = discord.Embed(title=title, description=note or None, colour=CONFIDENT if sure else TENTATIVE)
     embed.set_footer(text=footer)
     for quote in answer.quotes:
         if len(embed.fields) == FIELDS_MAX:
@@ -116,19 +121,22 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
         quote = answer.quotes[0]
         citation = fit(quote.citation(), CITATION_MAX)
         text = block_quote(quote.text) + f"\n— **{citation}** {source_link(quote)}".rstrip()
-        embed.description = text if len(text) <= DESCRIPTION_MAX else (
+        room = DESCRIPTION_MAX - (len(note) + 2 if note else 0)
+        text = text if len(text) <= room else (
             f"The best passage is too long to show here; see {citation} {source_link(quote)}".rstrip()
         )
+        embed.description = f"{note}\n\n{text}" if note else text
     return embed
 
 
-def not_sure_embed(answer: Answer, title: str, footer: str) -> discord.Embed:
+def not_sure_embed(answer: Answer, title: str, footer: str, stale: str = "") -> discord.Embed:
     """The closest passage, verbatim, under a plain caveat; named only if it is too long to show."""
     quote = answer.closest
     citation = fit(quote.citation(), CITATION_MAX)
-    text = f"{NOT_SURE}\n{block_quote(quote.text)}\n— **{citation}** {source_link(quote)}".rstrip()
+    note = f"\n{fit(stale, 500)}" if stale else ""
+    text = f"{NOT_SURE}\n{block_quote(quote.text)}\n— **{citation}** {source_link(quote)}".rstrip() + note
     if len(text) > DESCRIPTION_MAX:
-        text = f"{NOT_SURE} {citation} {source_link(quote)} (too long to show here)".rstrip()
+        text = f"{NOT_SURE} {citation} {source_link(quote)} (too long to show here)".rstrip() + note
     embed = discord.Embed(title=title, description=text, colour=NOT_SURE_COLOUR)
     embed.set_footer(text=footer)
     return embed

@@ -13,11 +13,12 @@ NOT_SURE = "Not sure this answers it — closest passage:"
 def render_text(answer: Answer, hyperlinks: bool = False) -> str:
     """Each quote as a block quote followed by `source:line`, and its link if it has one:
     a terminal hyperlink on the citation when `hyperlinks`, else the URL after it."""
+    stale = f"{stale_line(answer.stale, f'`{answer.rebuild}`')}\n" if answer.stale else ""
     if answer.not_sure and answer.closest is not None:
-        return f"{NOT_SURE}\n{quote_block(answer.closest, hyperlinks)}\n"
+        return f"{NOT_SURE}\n{quote_block(answer.closest, hyperlinks)}\n" + (f"\n{stale}" if stale else "")
     if not answer.answered:
-        return refusal_line(answer) + "\n"
-    return "\n\n".join(quote_block(quote, hyperlinks) for quote in answer.quotes) + "\n"
+        return refusal_line(answer) + "\n" + stale
+    return "\n\n".join(quote_block(quote, hyperlinks) for quote in answer.quotes) + "\n" + (f"\n{stale}" if stale else "")
 
 
 def quote_block(quote: Quote, hyperlinks: bool) -> str:
@@ -41,6 +42,17 @@ def refusal_line(answer: Answer) -> str:
     if answer.closest is None:
         return REFUSAL
     return f"{REFUSAL} Closest passage: {answer.closest.citation()}"
+
+
+def stale_line(sources: tuple[str, ...], command: str, named: int = 3) -> str:
+    """One line saying the index is out of date: which cited sources changed, and `command` to rebuild it."""
+    from index.load import printable_name
+
+    names = ", ".join(printable_name(source) for source in sources[:named])
+    if len(sources) > named:
+        names += f" and {len(sources) - named} more"
+    verb = "changed since it was" if len(sources) == 1 else "changed since they were"
+    return f"Index is out of date: {names} {verb} indexed — run {command}"
 
 
 def render_json(answer: Answer) -> str:

@@ -62,6 +62,10 @@ class Answer:
     def outcome(self) -> str:
         """`answered`, `not_sure` (the closest quote is shown, marked as doubtful) or `refused`."""
         return "answered" if self.answered else "not_sure" if self.not_sure else "refused"
+    # Cited sources whose files changed since the index was built (bot/freshness.py): their quotes
+    # are shown only where still in the file, and `rebuild` is the command that brings the index up to date.
+    stale: tuple[str, ...] = ()
+    rebuild: str = ""
 
     def to_json(self) -> dict:
         """The stable JSON contract read by other tools."""
@@ -72,6 +76,7 @@ class Answer:
             "quotes": [_quote_json(quote) for quote in self.quotes],
             "took_ms": round(self.took_ms, 3),
             **({"closest": _quote_json(self.closest)} if self.closest is not None and not self.answered else {}),
+            **({"stale": list(self.stale), "rebuild": self.rebuild} if self.stale else {}),
         }
 
 

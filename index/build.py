@@ -223,7 +223,7 @@ def _reuse(stored, source: str, reusable: dict[str, tuple[str, int]], file) -> D
         return None
     kind, page_starts, text, title, size = row
     return Document(source, text, sha, kind, tuple(int(p) for p in page_starts.split(",") if p), title, size,
-                    store.document_sections(stored, document_id))
+                    store.document_sections(stored, document_id), file.mtime_ns)
 
 
 def _previous(settings: Settings) -> _Previous:
@@ -365,6 +365,7 @@ def _insert_metadata(connection, documents: list[Document], passages_by_document
         )
         connection.executemany("INSERT INTO sections VALUES (?, ?, ?)",
                                [(document_id, section.start, section.path) for section in document.sections])
+        connection.execute("INSERT INTO document_files VALUES (?, ?)", (document_id, document.mtime_ns))
         lines = LineIndex(document.text)
         for passage in passages:
             connection.execute(

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# A file modified this recently may be written again within the same timestamp tick (coarse on
+# some file systems, 2 s on FAT), so its mtime would not show that later write: it proves nothing.
+SETTLE_NS = 2_000_000_000
 # Starts a DOCTYPE with an internal subset, which HTML parsers leave half in the text ("]>").
 _DOCTYPE_SUBSET = re.compile(rb"\A((?:\xef\xbb\xbf)?\s*<!DOCTYPE[^\[>]*)\[.*?\]\s*>", re.IGNORECASE | re.DOTALL)
 
@@ -69,11 +73,12 @@ class Unreadable(Exception):
 
 @dataclass(frozen=True)
 class CorpusFile:
-    """A candidate file: its path on disk, its name in citations, and its size when found."""
+    """A candidate file: its path on disk, its name in citations, and its size and settled mtime when found."""
 
     path: Path
     source: str
     size: int = 0
+    mtime_ns: int = 0
 
 
 def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
@@ -94,7 +99,7 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
             skipped.append(Skipped(source, NOT_REGULAR, _describe_mode(status.st_mode)))
         else:
             # A link that dangles or loops is kept: read_document names the problem.
-            found.append(CorpusFile(path, source, status.st_size if status else 0))
+            found.append(CorpusFile(path, source, status.st_size if status else 0, settled_mtime(status)))
     skipped.sort(key=lambda s: s.source)
     return found, skipped
 
@@ -140,7 +145,15 @@ def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], N
             sections = formats.markdown_sections(text)  # heading paths for citations
     if not text.strip():
         raise Unreadable(EMPTY if kind in ("txt", "md", "rst") else NO_MAIN_TEXT)
-    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw), sections)
+    return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw), sections,
+                    file.mtime_ns)
+
+
+def settled_mtime(status: os.stat_result | None) -> int:
+    """The mtime (ns) of a file stat()ed just now, or 0 when it is too recent (or in the future) to trust."""
+    if status is None or status.st_mtime_ns > time.time_ns() - SETTLE_NS:
+        return 0
+    return status.st_mtime_ns
 
 
 def printable_name(source: str) -> str:
@@ -176,6 +189,11 @@ def _describe_mode(mode: int) -> str:
         if test(mode):
             return name
     return "not a file"
+
+
+def regular_file_sha256(path: Path, max_bytes: int) -> str:
+    """Hex sha256 of a file's bytes, read as a build reads them; `Unreadable` if the build would skip it."""
+    return hashlib.sha256(_read_regular_file(path, max_bytes)).hexdigest()
 
 
 def _read_regular_file(path: Path, max_bytes: int) -> bytes:

@@ -79,6 +79,12 @@ CREATE TABLE sections (
     start INTEGER NOT NULL,
     path TEXT NOT NULL
 );
+-- Each document's file mtime when indexed (0: unknown): with documents.bytes, what an answer checks
+-- its cited files by (bot/freshness.py) before hashing them.
+CREATE TABLE document_files (
+    document_id INTEGER PRIMARY KEY REFERENCES documents(id),
+    mtime_ns INTEGER NOT NULL
+);
 """
 
 
@@ -177,6 +183,29 @@ def document_sections(connection: sqlite3.Connection, document_id: int) -> tuple
     except sqlite3.OperationalError:
         return ()
     return tuple(Section(start, path) for start, path in rows)
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """What a generation recorded of a document's file: its hash, kind, size and mtime (0: unknown)."""
+
+    source: str
+    sha256: str
+    kind: str
+    size: int
+    mtime_ns: int
+
+
+def indexed_file(connection: sqlite3.Connection, source: str) -> IndexedFile | None:
+    """The recorded file of `source`, or None; an index built before mtimes were stored gives 0."""
+    row = connection.execute("SELECT id, sha256, kind, bytes FROM documents WHERE source = ?", (source,)).fetchone()
+    if row is None:
+        return None
+    try:
+        mtime = connection.execute("SELECT mtime_ns FROM document_files WHERE document_id = ?", (row[0],)).fetchone()
+    except sqlite3.OperationalError:
+        mtime = None
+    return IndexedFile(source, row[1], row[2], row[3], mtime[0] if mtime else 0)
 
 
 def publish(build_directory: Path, manifest_without_checksums: Manifest) -> Path:

@@ -19,6 +19,9 @@ class Document:
     size_bytes: int = 0
     # Where each section (heading path, EPUB chapter, slide title) starts (index/formats.py).
     sections: tuple[Section, ...] = ()
+    # The file's mtime when it was found, if it had settled (index.load.settled_mtime); 0: unknown.
+    # With size_bytes it lets an answer see that a cited file is unchanged without hashing it.
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,26 @@ def stored_documents(settings: Settings) -> list[Document]:
     return list({page.url: _document(page) for page in pages}.values())
 
 
+def stored_page(settings: Settings, url: str, sha256: str = "") -> tuple[str, str] | None:
+    """The sha256 and extracted text of `url` as last fetched (the copy with `sha256` first, where
+    several sources hold it), or None; opened read-only: nothing is fetched, created or written."""
+    path = settings.index_dir / WEB_DB
+    if not path.is_file():
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return connection.execute(
+            "SELECT sha256, text FROM pages WHERE url = ? ORDER BY sha256 = ? DESC LIMIT 1", (url, sha256)
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
 def refresh(settings: Settings, resolver: Resolver = system_resolver) -> tuple[list[Document], list[Skipped]]:
     """Fetch every web source as needed; return its pages as documents, and what was skipped.
 

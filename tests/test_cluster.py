@@ -130,7 +130,11 @@ def test_a_driver_that_fails_mid_build_leaves_the_previous_index_answering(ray_i
     monkeypatch.setattr(cluster.Cluster, "embed", fails)
     with pytest.raises(RuntimeError, match="mid-build"):
         build_index(settings)
-    assert Answerer(settings).answer(QUESTIONS[0]).quotes == before
+    # The previous index still answers, with only the quotes its files still hold, and says it is stale.
+    answer = Answerer(settings).answer(QUESTIONS[0])
+    now = (settings.corpus_dir / "cat.md").read_text(encoding="utf-8")
+    assert answer.quotes == tuple(quote for quote in before if now[quote.start : quote.end] == quote.text)
+    assert answer.stale == ("cat.md",)
     monkeypatch.undo()
     build_index(settings)  # the next build publishes the change and clears what the failed one left
     assert "tuna" in Answerer(settings).answer(QUESTIONS[0]).quotes[0].text

@@ -46,7 +46,7 @@ def kill_builds(settings: Settings, kills: int, seed: int = 0) -> tuple[list[str
     window = time.perf_counter() - started
     outcomes = []
     for round_number in range(kills):
-        answer_before = _answer(settings)
+        generation_before, _ = _answer(settings)
         # Each round changes the corpus so that the build has real work to do.
         cat_food = f"tuna, round {round_number}"
         write_corpus(settings.corpus_dir.parent, {"cat.txt": f"The keepers feed the lighthouse cat {cat_food} every evening."})
@@ -55,9 +55,9 @@ def kill_builds(settings: Settings, kills: int, seed: int = 0) -> tuple[list[str
         time.sleep(rng.uniform(0, window))
         child.send_signal(signal.SIGKILL)
         child.wait()
-        answer_after = _answer(settings)  # must load and answer, whatever the moment of the kill
-        if answer_after == answer_before:
-            outcomes.append("old")
+        generation_after, answer_after = _answer(settings)  # must load and answer, whatever the moment of the kill
+        if generation_after == generation_before:
+            outcomes.append("old")  # its quote of cat.txt is withheld: the file no longer says it
         else:
             assert cat_food in answer_after, answer_after
             outcomes.append("new")
@@ -68,10 +68,12 @@ def kill_builds(settings: Settings, kills: int, seed: int = 0) -> tuple[list[str
     return outcomes, window
 
 
-def _answer(settings: Settings) -> str:
-    answer = Answerer(settings).answer(QUESTION)
-    assert answer.answered
-    return answer.quotes[0].text
+def _answer(settings: Settings) -> tuple[str, str]:
+    """The generation that answers, and its quote of cat.txt ("" where the file no longer holds it)."""
+    answerer = Answerer(settings)
+    answer = answerer.answer(QUESTION)
+    assert answer.answered or answer.stale == ("cat.txt",)
+    return answerer.searcher.generation.name, next((q.text for q in answer.quotes if q.source == "cat.txt"), "")
 
 
 def test_builds_killed_at_random_moments_never_break_the_index(tmp_path):
@@ -134,9 +136,9 @@ def test_a_build_killed_inside_the_publish_window_leaves_the_old_index_and_is_cl
     assert left, "the build died before its publish window"
     # Readers still get the old index, whole.
     assert store.current_generation(settings.index_dir) == live
-    assert "sardines" in _answer(settings)
+    assert _answer(settings) == (live.name, "")  # its sardines are no longer in cat.txt: never quoted
     # The next build publishes the new text and removes what the dead one left.
     summary = build_index(settings)
-    assert not summary.up_to_date and "tuna" in _answer(settings)
+    assert not summary.up_to_date and "tuna" in _answer(settings)[1]
     remaining = sorted(p.name for p in settings.index_dir.iterdir())
     assert remaining == sorted(["CURRENT", "build.lock", live.name, summary.generation]), remaining

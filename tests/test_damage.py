@@ -78,7 +78,8 @@ def test_a_damaged_live_generation_falls_back_to_the_previous_one_and_says_so(tw
     truncate(live / store.METADATA)
     result = verbatim(two_generations, "ask", QUESTION)
     assert result.returncode == 0, result.stderr
-    assert "sardines" in result.stdout  # the previous generation's text
+    # The previous generation answers, but its text of cat.txt (sardines) is no longer the file's: withheld.
+    assert "sardines" not in result.stdout and "Index is out of date: cat.txt changed" in result.stdout
     warning, = result.stderr.strip().splitlines()
     assert warning.startswith("verbatim: warning: the live index is damaged") and "previous intact index" in warning
 
@@ -88,7 +89,8 @@ def test_a_garbage_model_in_the_live_generation_falls_back_too(two_generations):
     (live / MODEL_FILE).unlink()
     (live / MODEL_FILE).write_bytes(b"not an onnx model")
     result = verbatim(two_generations, "ask", QUESTION)
-    assert result.returncode == 0 and "sardines" in result.stdout, result.stderr
+    assert result.returncode == 0 and "Index is out of date: cat.txt changed" in result.stdout, result.stderr
+    assert "sardines" not in result.stdout
     assert "damaged" in result.stderr
 
 

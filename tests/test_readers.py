@@ -22,9 +22,12 @@ from config import load_settings
 settings = load_settings(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
 answerer, stop, seen = Answerer(settings), Path(sys.argv[3]), []
 print("ready", flush=True)
+def cat_quote():
+    # "" where the generation read is older than cat.txt: its quote is withheld.
+    return next((q.text for q in answerer.answer(sys.argv[4]).quotes if q.source == "cat.txt"), "")
 while not stop.exists():
-    seen.append(answerer.answer(sys.argv[4]).quotes[0].text)
-seen.append(answerer.answer(sys.argv[4]).quotes[0].text)
+    seen.append(cat_quote())
+seen.append(cat_quote())
 print(json.dumps(seen))
 """
 
@@ -53,5 +56,5 @@ def test_two_reader_processes_answer_throughout_rebuilds_from_whole_generations(
         assert reader.returncode == 0, err
         assert err == ""  # no damaged or half-written index was ever seen
         seen = json.loads(out)
-        assert set(seen) <= set(versions)  # every answer came from one whole generation
+        assert set(seen) - {""} <= set(versions)  # every answer came from one whole generation
         assert seen[-1] == versions[-1]  # and the last rebuild was picked up without a restart
