@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     link_base: str | None = None
     # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
     shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
+    # Each document is read and extracted in a worker process (index/sandbox.py) that may use this much CPU
+    # time per file, this much memory (address space), and produce at most this many characters of text
+    # (extracted formats only); a file over a limit is skipped with the reason, and an upload refused.
+    extract_timeout_seconds: float = Field(120, gt=0)
+    extract_max_memory_mb: int = Field(1024, ge=200)
+    extract_max_chars: int = Field(5_000_000, ge=1)
 
     @property
     def cache_path(self) -> Path:
