@@ -172,14 +172,20 @@ class Sandbox:
     def _send(self, index: int, file: CorpusFile) -> _Task:
         message = (str(file.path.absolute()), file.source, file.size, self.limits.max_bytes, self.limits.seconds,
                    self.limits.max_chars)
-        while True:
-            worker = self._idle.pop() if self._idle else _Worker(self.limits.memory_mb)
+        while self._idle:
+            worker = self._idle.pop()
             try:
                 worker.connection.send(message)
             except OSError:  # it died while idle (killed from outside): take another
                 worker.stop()
                 continue
             return _Task(worker, index, file, time.monotonic() + self.limits.wall_seconds)
+        worker = _Worker(self.limits.memory_mb)
+        try:
+            worker.connection.send(message)
+        except OSError:
+            pass  # it died at once: its end of file is read next, and its exit code says why
+        return _Task(worker, index, file, time.monotonic() + self.limits.wall_seconds)
 
     def _receive(self, task: _Task, progress: Callable[[int], None]) -> Document | Skipped | None:
         """The task's result once its worker sends it (None after a progress report), or why it died."""
