@@ -186,3 +186,9 @@ eval-no-ranker: $(STAMP)
 # How the selector's logit joins the ranker's score and refusal, fitted on questions it never saw.
 calibrate-selector: $(BENCH_STAMP)
 	cd bench && ../$(PY) calibrate_selector.py
+
+# A build over one of each hostile file (tests/hostile.py) and 20 good files: each hostile file skipped with its
+# reason, peak memory of the process tree and time against the good files alone -> bench/results/hostile.json.
+.PHONY: bench-hostile
+bench-hostile: $(BENCH_STAMP)
+	cd bench && ../$(PY) hostile.py
