@@ -4,13 +4,15 @@ little more time and memory than one over the good files alone.
 Two fresh `verbatim index build` processes under the default settings, each with an empty embedding cache:
 20 good files alone, then the same 20 with one of each hostile file (tests/hostile.py, at the sizes of the
 adversarial review). The peak memory is the largest sum of resident memory over the build's whole process
-tree (the build and its extraction workers), sampled every 20 ms. Writes bench/results/hostile.json.
+tree (the build and its extraction workers), sampled every 20 ms; CPU seconds are the whole tree's too (less
+swayed than wall time by other work on a shared machine). Writes bench/results/hostile.json.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,10 +89,10 @@ def tree_rss_mb(root: int) -> float:
 
 
 def build(corpus: Path, scratch: Path, name: str) -> dict:
-    """One fresh `verbatim index build` of `corpus` (empty embedding cache): wall seconds, peak tree MB, summary."""
+    """One fresh `verbatim index build` of `corpus` (empty embedding cache): wall and CPU seconds, peak tree MB, summary."""
     env = {**os.environ, "VERBATIM_CORPUS_DIR": str(corpus), "VERBATIM_INDEX_DIR": str(scratch / f"index-{name}"),
            "VERBATIM_CACHE_DIR": str(CACHE), "VERBATIM_EMBEDDING_CACHE": str(scratch / f"embeddings-{name}.sqlite")}
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen([VERBATIM, "index", "build", "--json"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     peak = [0.0]
@@ -104,10 +106,13 @@ def build(corpus: Path, scratch: Path, name: str) -> dict:
     sampler.start()
     out, err = child.communicate()
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build, and the workers it waited for
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     sampler.join()
     if child.returncode != 0:
         raise SystemExit(f"the build over {name} failed (exit {child.returncode}): {err.strip()[-2000:]}")
-    return {"wall_seconds": round(wall, 2), "peak_tree_mb": round(peak[0]), "summary": json.loads(out.strip().splitlines()[-1])}
+    return {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_tree_mb": round(peak[0]),
+            "load_average": round(os.getloadavg()[0], 1), "summary": json.loads(out.strip().splitlines()[-1])}
 
 
 def main() -> None:
@@ -135,11 +140,14 @@ def main() -> None:
         "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "settings": "defaults (extract_timeout_seconds, extract_max_memory_mb, extract_max_chars)",
         "good_files": {"documents": good["summary"]["documents"], "wall_seconds": good["wall_seconds"],
-                       "peak_tree_mb": good["peak_tree_mb"]},
+                       "cpu_seconds": good["cpu_seconds"], "peak_tree_mb": good["peak_tree_mb"],
+                       "load_average_after": good["load_average"]},
         "good_and_hostile": {"documents": mixed["summary"]["documents"], "skipped": len(skipped),
-                             "wall_seconds": mixed["wall_seconds"], "peak_tree_mb": mixed["peak_tree_mb"]},
+                             "wall_seconds": mixed["wall_seconds"], "cpu_seconds": mixed["cpu_seconds"],
+                             "peak_tree_mb": mixed["peak_tree_mb"], "load_average_after": mixed["load_average"]},
         "hostile": outcomes,
         "extra_seconds": round(extra, 2),
+        "extra_cpu_seconds": round(mixed["cpu_seconds"] - good["cpu_seconds"], 2),
         "targets": {"peak_tree_mb_at_most": TARGET_PEAK_MB, "extra_seconds_at_most": TARGET_EXTRA_SECONDS},
         "met": as_expected and set(skipped) == {n for n, (_, e) in HOSTILE.items() if e}
         and mixed["peak_tree_mb"] <= TARGET_PEAK_MB and extra <= TARGET_EXTRA_SECONDS,
