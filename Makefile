@@ -205,3 +205,9 @@ docs: $(STAMP)
 .PHONY: bench-fresh-clone
 bench-fresh-clone:
 	python3 bench/fresh_clone.py
+
+# A build over one of each hostile file (tests/hostile.py) and 20 good files: each hostile file skipped with its
+# reason, peak memory of the process tree and time against the good files alone -> bench/results/hostile.json.
+.PHONY: bench-hostile
+bench-hostile: $(BENCH_STAMP)
+	cd bench && ../$(PY) hostile.py

@@ -1,10 +1,11 @@
 """Documents added to a shelf's corpus from outside (Discord's /add), and the record of additions and
 removals (bot/removal.py).
 
-An upload is checked before a byte reaches the corpus: its size, its type by
-content (the extension must agree), zip bombs, its name, and whether the same
-bytes are already there. It is then written atomically under `uploads/`, so a
-build running meanwhile sees the whole file or none of it. Who added or removed
+An upload is checked before it joins the corpus: its size, its type by
+content (the extension must agree), zip bombs, its name, whether it extracts
+within the limits a build applies (index/sandbox.py, as a hidden draft), and
+whether the same bytes are already there. It is then linked in atomically under
+`uploads/`, so a build running meanwhile sees the whole file or none of it. Who added or removed
 what, and when, goes to a `Ledger`.
 """
 
@@ -28,7 +29,9 @@ from pathlib import Path, PurePosixPath
 from config.settings import size_in_bytes
 from index.errors import VerbatimError
 from index.formats import UNZIPPED_PER_ZIPPED, open_zip
-from index.load import KINDS, Unreadable, printable_name
+from index.load import KINDS, CorpusFile, Unreadable, printable_name
+from index.sandbox import ExtractLimits, read_files
+from index.types import Skipped
 from index.store import _fsync_path as fsync_directory, file_sha256  # fsync: the index's own durable-write helper
 
 # Uploads live apart from the files an operator put in the corpus by hand.
@@ -84,11 +87,14 @@ class UploadLimits:
     max_unzipped_bytes: int = 0  # 0: UNZIPPED_PER_ZIPPED times max_bytes, as index builds allow
     max_member_ratio: int = MAX_MEMBER_RATIO
     max_zip_members: int = MAX_ZIP_MEMBERS
+    # What extracting it may cost, as a build would (None: not tried before saving).
+    extract: ExtractLimits | None = None
 
     @classmethod
     def from_settings(cls, settings) -> UploadLimits:
-        """The limits `upload_max_mb` and `upload_max_files` set."""
-        return cls(size_in_bytes(settings, "upload_max_mb"), settings.upload_max_files)
+        """The limits `upload_max_mb`, `upload_max_files` and the build's extraction limits set."""
+        return cls(size_in_bytes(settings, "upload_max_mb"), settings.upload_max_files,
+                   extract=ExtractLimits.from_settings(settings))
 
     @property
     def unzipped_bytes(self) -> int:
@@ -119,18 +125,28 @@ def save_upload(corpus_dir: Path, filename: str, data: bytes, limits: UploadLimi
     directory = corpus_dir / UPLOADS_DIR
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        # Checked and written under one lock: two uploads of the same file at the same instant (from
-        # this bot's threads or another process) must not both pass the duplicate check.
-        with _exclusive(directory):
-            existing = find_same_bytes(corpus_dir, data, digest)
-            if existing is not None:
-                raise UploadRefused(f"already in the shelf as {_shown(existing)}")
-            return _write_new(directory, name, data)
-    except OSError as error:  # the draft is gone already (_write_new): nothing half-written stays
+        with _draft(directory, name, data) as draft:
+            if limits.extract is not None:
+                check_extraction(name, draft, limits.extract)
+            # Checked and linked under one lock: two uploads of the same file at the same instant (from
+            # this bot's threads or another process) must not both pass the duplicate check.
+            with _exclusive(directory):
+                existing = find_same_bytes(corpus_dir, data, digest)
+                if existing is not None:
+                    raise UploadRefused(f"already in the shelf as {_shown(existing)}")
+                return _link_new(directory, name, draft)
+    except OSError as error:  # the draft is gone already (_draft): nothing half-written stays
         where = f"{UPLOADS_DIR}/ in the shelf's documents folder"
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UploadRefused(f"the disk is full at {where}; nothing was added (free some space there)") from None
         raise UploadRefused(f"cannot write to {where}: {error.strerror or error}; nothing was added") from None
+
+
+def check_extraction(name: str, path: Path, limits: ExtractLimits) -> None:
+    """UploadRefused, with the reason, unless the file at `path` extracts as a build would read it."""
+    (result,) = read_files([CorpusFile(path.resolve(), name, path.stat().st_size)], limits, workers=1)
+    if isinstance(result, Skipped):
+        raise UploadRefused(f"{_shown(name)} cannot be indexed: {result.describe()}")
 
 
 @contextmanager
@@ -251,11 +267,12 @@ def find_same_bytes(corpus_dir: Path, data: bytes, digest: str | None = None) ->
     return None
 
 
-def _write_new(directory: Path, name: str, data: bytes) -> Path:
-    """Write `data` as `name` in `directory`, or `name-2`, `name-3`… if taken; never over an existing file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    # Hidden while incomplete: a build walking the corpus meanwhile skips dot-files.
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".upload-", suffix=".part", delete=False)
+@contextmanager
+def _draft(directory: Path, name: str, data: bytes) -> Iterator[Path]:
+    """`data` written to a hidden file in `directory` (a build walking the corpus skips dot-files),
+    ending as `name` does so that it is read as its kind; removed afterwards."""
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".upload-", suffix=".part" + _split(name)[1],
+                                         delete=False)
     draft = Path(handle.name)
     try:
         with handle:
@@ -263,18 +280,23 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(draft, 0o644)
-        stem, suffix = _split(name)
-        for number in range(1, 1000):
-            target = directory / (name if number == 1 else _fitted(stem, f"-{number}{suffix}"))
-            try:
-                os.link(draft, target)  # fails if the name is taken: unlike os.replace, it never overwrites
-            except FileExistsError:
-                continue
-            fsync_directory(directory)  # the new name survives a power cut
-            return target
-        raise UploadRefused(f"too many files named {_shown(name)} already; rename it")
+        yield draft
     finally:
         draft.unlink(missing_ok=True)
+
+
+def _link_new(directory: Path, name: str, draft: Path) -> Path:
+    """Link `draft` in as `name` in `directory`, or `name-2`, `name-3`… if taken; never over an existing file."""
+    stem, suffix = _split(name)
+    for number in range(1, 1000):
+        target = directory / (name if number == 1 else _fitted(stem, f"-{number}{suffix}"))
+        try:
+            os.link(draft, target)  # fails if the name is taken: unlike os.replace, it never overwrites
+        except FileExistsError:
+            continue
+        fsync_directory(directory)  # the new name survives a power cut
+        return target
+    raise UploadRefused(f"too many files named {_shown(name)} already; rename it")
 
 
 def _split(name: str) -> tuple[str, str]:

@@ -200,6 +200,13 @@ class Settings(BaseSettings):
         "of corpus_dir and index_dir."))
     web_max_crawl_delay_seconds: float = Field(5.0, ge=0, description=(
         "The longest wait between two requests to one host that a site's robots.txt Crawl-delay can ask for."))
+    extract_timeout_seconds: float = Field(120, gt=0, description=(
+        "CPU seconds a worker process may spend extracting one document (index/sandbox.py); "
+        "a file over it is skipped with the reason, and an upload refused."))
+    extract_max_memory_mb: int = Field(1024, ge=200, description="Memory (address space) of a worker process that extracts documents.")
+    extract_max_chars: int = Field(5_000_000, ge=1, description=(
+        "Characters of text taken from one PDF, Office, EPUB, OpenDocument or HTML file at most "
+        "(.txt/.md/.rst are bounded by max_file_mb)."))
 
     @property
     def cache_path(self) -> Path:

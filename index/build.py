@@ -31,7 +31,8 @@ from index.errors import (
     WouldDropDocuments,
 )
 from index.lexical import build_lexical
-from index.load import Unreadable, discover, read_document
+from index.load import discover
+from index.sandbox import ExtractLimits, read_files
 from index.types import Document, Passage, Skipped
 
 
@@ -167,12 +168,13 @@ def load_corpus(
 
     A file whose bytes match `reusable` (source -> sha256, id in `previous`)
     takes its text from the previous generation instead of being extracted again;
-    the others are read here, or by the workers of `cluster` (index/cluster.py).
+    the others are read in worker processes with limits (index/sandbox.py), here or on the
+    workers of `cluster` (index/cluster.py).
     """
     files, skipped = discover(settings.corpus_dir)
     progress = progress or SilentProgress()
     progress.start("reading", sum(file.size for file in files))  # in bytes: a huge PDF moves page by page
-    max_bytes = size_in_bytes(settings, "max_file_mb")
+    limits = ExtractLimits.from_settings(settings)
     read: list[Document | Skipped | None] = []  # in file order, None until read
     stored = store.open_metadata(previous) if previous and reusable else None
     try:
@@ -186,20 +188,13 @@ def load_corpus(
             stored.close()
     new_files = [file for file, document in zip(files, read) if document is None]
     if cluster is not None and new_files:  # with none, no cluster need be started
-        fresh = iter(cluster.read_documents(new_files, max_bytes, progress.advance))
+        fresh = iter(cluster.read_documents(new_files, limits, progress.advance))
     else:
-        fresh = (_read_or_skip(file, max_bytes, progress.advance) for file in new_files)
+        fresh = iter(read_files(new_files, limits, progress.advance))
     read = [document or next(fresh) for document in read]
     documents = [document for document in read if isinstance(document, Document)]
     skipped += [document for document in read if isinstance(document, Skipped)]
     return documents, skipped
-
-
-def _read_or_skip(file, max_bytes: int, advance) -> Document | Skipped:
-    try:
-        return read_document(file, max_bytes, advance)
-    except Unreadable as reason:
-        return Skipped(file.source, reason.reason, reason.detail)
 
 
 def settings_changed(settings: Settings, manifest: store.Manifest) -> bool:

@@ -27,8 +27,9 @@ import numpy as np
 
 from index.embed import OnnxEmbedder, embed_in_batches
 from index.errors import ClusterUnavailable
-from index.load import CorpusFile, Unreadable, read_document
+from index.load import CorpusFile
 from index.onnx_export import FILES
+from index.sandbox import ExtractLimits, read_files
 from index.types import Document, Skipped
 
 INSTALL_HINT = "install the cluster extra: pip install '.[cluster]'"
@@ -74,10 +75,10 @@ class LazyCluster:
         self._cluster: Cluster | None = None
         self._started = False
 
-    def read_documents(self, files: Sequence[CorpusFile], max_bytes: int,
+    def read_documents(self, files: Sequence[CorpusFile], limits: ExtractLimits,
                        progress: Callable[[int], None]) -> list[Document | Skipped]:
         """As Cluster.read_documents, connecting first."""
-        return self._connected().read_documents(files, max_bytes, progress)
+        return self._connected().read_documents(files, limits, progress)
 
     def embed(self, model_dir: Path, batch_chars: int, texts: Sequence[str],
               progress: Callable[[int], None]) -> np.ndarray:
@@ -141,9 +142,10 @@ class Cluster:
         self.workers = int(ray.cluster_resources().get("CPU", 1))
 
     def read_documents(
-        self, files: Sequence[CorpusFile], max_bytes: int, progress: Callable[[int], None]
+        self, files: Sequence[CorpusFile], limits: ExtractLimits, progress: Callable[[int], None]
     ) -> list[Document | Skipped]:
-        """Each file's Document, or why it was skipped, in the order given."""
+        """Each file's Document, or why it was skipped, in the order given (read as a local build
+        reads them: in a worker process with `limits`, index/sandbox.py)."""
         groups, group, size = [], [], 0
         for file in files:
             group.append(file)
@@ -154,7 +156,7 @@ class Cluster:
         if group:
             groups.append(group)
         task = remote(self._ray, _read_files)
-        results = self._gather([task.remote(group, max_bytes) for group in groups],
+        results = self._gather([task.remote(group, limits) for group in groups],
                                lambda group_results: progress(sum(f.size for f in group_results[0])))
         return [document for _, documents in results for document in documents]
 
@@ -197,15 +199,9 @@ class Cluster:
         return results
 
 
-def _read_files(files: list[CorpusFile], max_bytes: int) -> tuple[list[CorpusFile], list[Document | Skipped]]:
-    """On a worker: read each file, or say why it can't be."""
-    documents: list[Document | Skipped] = []
-    for file in files:
-        try:
-            documents.append(read_document(file, max_bytes))
-        except Unreadable as reason:
-            documents.append(Skipped(file.source, reason.reason, reason.detail))
-    return files, documents
+def _read_files(files: list[CorpusFile], limits: ExtractLimits) -> tuple[list[CorpusFile], list[Document | Skipped]]:
+    """On a worker: read each file in one sandboxed process (Ray runs a task per core), or say why it can't be."""
+    return files, read_files(files, limits, workers=1)
 
 
 def _embed_texts(model: list, checksum: str, texts: list[str], batch_chars: int) -> np.ndarray:

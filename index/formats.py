@@ -13,6 +13,7 @@ import io
 import posixpath
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ KINDS = ("docx", "pptx", "epub", "odt", "rst")  # their suffixes are in index.lo
 # A zipped format may unpack to at most this many times max_file_mb: far above
 # real documents (XML compresses ~10x), far below a zip bomb.
 UNZIPPED_PER_ZIPPED = 10
+# What the "mimetype" member of an OpenDocument text or an EPUB says, when it is there.
+MIMETYPES = {"odt": b"application/vnd.oasis.opendocument.text", "epub": b"application/epub+zip"}
 # Encrypted (password-protected) Office files are OLE compound files, not zips.
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 SECTION_SEPARATOR = " › "
@@ -48,6 +51,7 @@ def extract(kind: str, raw: bytes, max_bytes: int, plain: Callable[[bytes], str]
         return _rst(plain(raw))
     archive = open_zip(raw, max_bytes * UNZIPPED_PER_ZIPPED)
     with archive:
+        _check_mimetype(archive, kind)
         if kind == "docx":
             return _docx(raw)
         if kind == "pptx":
@@ -59,6 +63,18 @@ def extract(kind: str, raw: bytes, max_bytes: int, plain: Callable[[bytes], str]
         if "META-INF/encryption.xml" in archive.namelist():
             raise Unreadable("encrypted (DRM-protected) EPUB")
         return _epub(archive, html)
+
+
+def _check_mimetype(archive: zipfile.ZipFile, kind: str) -> None:
+    # Some older tools leave the member out (readers accept that); one that names another type
+    # is another kind of file under this extension.
+    if kind not in MIMETYPES or "mimetype" not in archive.namelist():
+        return
+    info = archive.getinfo("mimetype")
+    said = archive.read(info).strip() if info.file_size <= 100 else b"(over 100 bytes)"
+    if said != MIMETYPES[kind]:
+        raise Unreadable(f"not {'an EPUB' if kind == 'epub' else 'an OpenDocument text'}: its mimetype member says "
+                         f"{said.decode('ascii', 'replace')!r}, not {MIMETYPES[kind].decode()!r}")
 
 
 def _member(archive: zipfile.ZipFile, name: str) -> bytes:
@@ -134,6 +150,7 @@ class _TextBuilder:
 def _docx(raw: bytes) -> Extracted:
     import docx
     from docx.table import Table
+    from lxml.etree import XMLSyntaxError
 
     try:
         document = docx.Document(io.BytesIO(raw))
@@ -149,7 +166,7 @@ def _docx(raw: bytes) -> Extracted:
             else:
                 builder.block(item.text)
         title = (document.core_properties.title or "").strip()
-    except (KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as error:
+    except (KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile, XMLSyntaxError) as error:
         raise Unreadable(f"malformed Word file: {error}") from error
     return _finish(builder, title)
 
@@ -174,6 +191,7 @@ def _heading_level(style_name: str) -> int:
 
 
 def _pptx(raw: bytes) -> Extracted:
+    from lxml.etree import XMLSyntaxError
     from pptx import Presentation
 
     try:
@@ -198,17 +216,19 @@ def _pptx(raw: bytes) -> Extracted:
             if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
                 builder.block(slide.notes_slide.notes_text_frame.text)
         title = (presentation.core_properties.title or "").strip()
-    except (KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as error:
+    except (KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile, XMLSyntaxError) as error:
         raise Unreadable(f"malformed PowerPoint file: {error}") from error
     extracted = _finish(builder, title)
     return Extracted(extracted.text, extracted.title, tuple(slide_starts), extracted.sections)
 
 
 def _shapes(shapes) -> Iterable:
-    from pptx.enum.shapes import MSO_SHAPE_TYPE
+    # By class, not shape_type: that raises NotImplementedError for a shape with no preset geometry,
+    # whose text python-pptx still reads.
+    from pptx.shapes.group import GroupShape
 
     for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        if isinstance(shape, GroupShape):
             yield from _shapes(shape.shapes)
         else:
             yield shape
@@ -260,11 +280,19 @@ def _epub(archive: zipfile.ZipFile, html: Callable[[bytes], tuple[str, str]]) ->
         spine = [hrefs.get(ref.get("idref")) for ref in package.xpath("//opf:spine/opf:itemref", namespaces=namespaces)]
         title = package.xpath("string(//dc:title)", namespaces=namespaces).strip()
         base = posixpath.dirname(package_path)
-        chapters = [archive.read(posixpath.normpath(posixpath.join(base, href))) for href in spine if href]
     except (KeyError, etree.XMLSyntaxError, zipfile.BadZipFile, ValueError) as error:
         raise Unreadable(f"malformed EPUB: {error}") from error
+    hrefs_in_spine = [href for href in spine if href]
+    repeated, times = Counter(hrefs_in_spine).most_common(1)[0] if hrefs_in_spine else ("", 0)
+    if times > 1:
+        # The EPUB standard forbids it, and a book listing one chapter thousands of times is a bomb.
+        raise Unreadable(f"malformed EPUB: its spine lists {repeated!r} {times:,} times")
     parts, sections, length = [], [], 0
-    for number, chapter in enumerate(chapters, start=1):
+    for number, href in enumerate(hrefs_in_spine, start=1):
+        try:
+            chapter = archive.read(posixpath.normpath(posixpath.join(base, href)))  # one at a time
+        except (KeyError, zipfile.BadZipFile, ValueError) as error:
+            raise Unreadable(f"malformed EPUB: {error}") from error
         try:
             text, chapter_title = html(chapter)
         except Unreadable:
@@ -292,6 +320,8 @@ def _rst(text: str) -> Extracted:
         tree = docutils.core.publish_doctree(text, settings_overrides=overrides)
     except (docutils.utils.SystemMessage, ValueError, AttributeError, IndexError) as error:
         raise Unreadable(f"reStructuredText could not be parsed: {error}") from error
+    except RecursionError:
+        raise Unreadable("reStructuredText could not be parsed: nested too deeply") from None
     sections, position = [], 0
     for node in tree.findall(docutils.nodes.section):
         titles = [_section_title(ancestor) for ancestor in reversed(list(_ancestors(node)))

@@ -28,6 +28,7 @@ KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm":
          # Office, EPUB, OpenDocument and reStructuredText: index/formats.py.
          ".docx": "docx", ".pptx": "pptx", ".epub": "epub", ".odt": "odt", ".rst": "rst"}
 SUPPORTED_SUFFIXES = tuple(KINDS)
+_KEPT_AS_WRITTEN = ("txt", "md", "rst")  # their text is the file's, decoded
 TITLE_MAX_CHARS = 120
 _HEADING = re.compile(r"^\s*#{0,6}\s*(.+?)\s*#*\s*$")
 
@@ -49,6 +50,7 @@ BAD_HTML = "malformed HTML"
 BAD_PDF = "malformed PDF"
 ENCRYPTED = "encrypted PDF"
 NO_PDF_TEXT = "no text in the PDF"
+TOO_MUCH_TEXT = "too much text"
 
 # Byte-order marks, longest first (UTF-32 LE's begins with UTF-16 LE's).
 _BOMS = (
@@ -104,10 +106,13 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[Skipped]]:
     return found, skipped
 
 
-def read_document(file: CorpusFile, max_bytes: int, progress: Callable[[int], None] | None = None) -> Document:
+def read_document(file: CorpusFile, max_bytes: int, progress: Callable[[int], None] | None = None,
+                  max_chars: int | None = None) -> Document:
     """Read and extract one file; raise `Unreadable` with the reason if it can't be used.
 
     `progress`, if given, is told of `file.size` bytes in all, page by page for a PDF, whatever the outcome.
+    A text over `max_chars` characters is refused (a PDF's as soon as its pages pass it): a small
+    file can expand to gigabytes of text. index.sandbox runs this in a worker process with limits.
     """
     reported = 0
 
@@ -118,12 +123,13 @@ def read_document(file: CorpusFile, max_bytes: int, progress: Callable[[int], No
             reported = int(file.size * fraction)
 
     try:
-        return _read_document(file, max_bytes, report)
+        return _read_document(file, max_bytes, report, max_chars)
     finally:
         report(1.0)
 
 
-def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], None]) -> Document:
+def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], None],
+                   max_chars: int | None = None) -> Document:
     raw = _read_regular_file(file.path, max_bytes)
     kind = KINDS[file.path.suffix.lower()]
     sha = hashlib.sha256(raw).hexdigest()
@@ -134,7 +140,7 @@ def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], N
         extracted = formats.extract(kind, raw, max_bytes, _plain, _html)
         text, page_starts, title, sections = extracted.text, extracted.page_starts, extracted.title, extracted.sections
     elif kind == "pdf":
-        text, page_starts, title = _pdf(raw, report)
+        text, page_starts, title = _pdf(raw, report, max_chars)
     elif kind == "html":
         text, title = _html(raw)
         page_starts, sections = (), formats.html_sections(raw, text)  # h1–h6 for citations
@@ -145,6 +151,9 @@ def _read_document(file: CorpusFile, max_bytes: int, report: Callable[[float], N
             sections = formats.markdown_sections(text)  # heading paths for citations
     if not text.strip():
         raise Unreadable(EMPTY if kind in ("txt", "md", "rst") else NO_MAIN_TEXT)
+    # Plain text is bounded by max_bytes already; extracted formats can expand.
+    if max_chars is not None and kind not in _KEPT_AS_WRITTEN and len(text) > max_chars:
+        raise Unreadable(TOO_MUCH_TEXT, f"{len(text):,} characters > {max_chars:,} limit (extract_max_chars)")
     return Document(file.source, text, sha, kind, page_starts, title or file.path.stem, len(raw), sections,
                     file.mtime_ns)
 
@@ -263,7 +272,7 @@ def _only_links(raw: bytes, lines: list[str]) -> bool:
     return all(" ".join(line.split()) in links for line in lines if any(c.isalnum() for c in line))
 
 
-def _pdf(raw: bytes, report: Callable[[float], None]) -> tuple[str, tuple[int, ...], str]:
+def _pdf(raw: bytes, report: Callable[[float], None], max_chars: int | None = None) -> tuple[str, tuple[int, ...], str]:
     import io
     import logging
 
@@ -276,9 +285,21 @@ def _pdf(raw: bytes, report: Callable[[float], None]) -> tuple[str, tuple[int, .
         # Many PDFs are encrypted only to set permissions, with an empty user password: open those.
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise Unreadable(ENCRYPTED, "needs a password")
-        pages = []
+        pages, length, seen = [], 0, {}
         for number, page in enumerate(reader.pages, start=1):
-            pages.append(page.extract_text() or "")
+            # Pages may share one content stream: its text is extracted once, so a crafted file's
+            # time does not grow with its page count (its text still does, up to max_chars).
+            key = _page_key(page)
+            if key is None:
+                pages.append(page.extract_text() or "")
+            else:
+                if key not in seen:
+                    seen[key] = page.extract_text() or ""
+                pages.append(seen[key])
+            length += len(pages[-1])
+            if max_chars is not None and length > max_chars:
+                raise Unreadable(TOO_MUCH_TEXT, f"over {max_chars:,} characters by page {number} of "
+                                                f"{len(reader.pages)} (extract_max_chars)")
             report(number / len(reader.pages))
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except Unreadable:
@@ -295,6 +316,21 @@ def _pdf(raw: bytes, report: Callable[[float], None]) -> tuple[str, tuple[int, .
     if not text.strip():
         raise Unreadable(NO_PDF_TEXT, "scanned images?")
     return text, tuple(page_starts), title or _first_line(text)
+
+
+def _page_key(page) -> tuple | None:
+    """What a page's text depends on, when its content is one shared stream (or list of them); else None."""
+    from pypdf.generic import ArrayObject, IndirectObject
+
+    contents = page.raw_get("/Contents") if "/Contents" in page else None
+    if isinstance(contents, IndirectObject):
+        streams = (contents.idnum, contents.generation)
+    elif isinstance(contents, ArrayObject) and all(isinstance(item, IndirectObject) for item in contents):
+        streams = tuple((item.idnum, item.generation) for item in contents)
+    else:
+        return None
+    # Fonts (in the resources, perhaps inherited) and rotation change what the same stream reads as.
+    return streams, repr(page.get("/Resources")), page.rotation, tuple(page.mediabox)
 
 
 def _first_line(text: str) -> str:
