@@ -23,7 +23,6 @@ from typing import Protocol
 import numpy as np
 
 from config import Settings
-from config.settings import size_in_bytes
 from index import ann, store, web
 from index.chunk import LineIndex, chunk
 from index.errors import (
