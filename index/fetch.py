@@ -21,6 +21,10 @@ class FetchFailed(Exception):
     """The page could not be fetched this time (network, server error, timeout): keep what we had."""
 
 
+class Unreachable(FetchFailed):
+    """The host could not be connected to at all (refused, unknown name): every page of it fails the same way."""
+
+
 class Gone(Exception):
     """The page is no longer there (404, 410) or may not be fetched (robots.txt): drop it."""
 
@@ -108,6 +112,8 @@ class Fetcher:
         self._last_request[host] = self._clock()
         try:
             return self._http.request("GET", url, headers=headers, redirect=False, preload_content=False)
+        except urllib3.exceptions.NewConnectionError as error:
+            raise Unreachable(_reason(error)) from error
         except urllib3.exceptions.HTTPError as error:
             raise FetchFailed(_reason(error)) from error
 
@@ -121,6 +127,8 @@ class Fetcher:
         if host not in self._robots:
             self._robots[host] = self._read_robots(url)
         robots = self._robots[host]
+        if isinstance(robots, Unreachable):  # the site itself, not its robots.txt, is the problem
+            raise robots
         if isinstance(robots, FetchFailed):
             raise FetchFailed(f"robots.txt could not be read ({robots})")
         if not robots.can_fetch(ROBOTS_AGENT, url):
@@ -158,6 +166,11 @@ def _host(url: str) -> str:
 
 
 def _reason(error: Exception) -> str:
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        # Checked first: urllib3 makes it a subclass of ConnectTimeoutError, but nothing timed out.
+        cause = error.__cause__
+        why = getattr(cause, "strerror", None) or str(cause or error)
+        return f"cannot connect to {error.conn.host}:{error.conn.port} ({why[:1].lower() + why[1:]})"
     if isinstance(error, (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError)):
         return "timed out"
     reason = getattr(error, "reason", None)
