@@ -6,14 +6,17 @@ Relative paths are taken from the working directory; `~` is expanded.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -26,10 +29,15 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 # Optional settings of one deployment, read from the working directory; its keys replace the defaults'.
 LOCAL_FILE = Path("verbatim.toml")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
-# Without an explicit index_dir, each corpus gets its own index under here, so
+# Without an explicit index_dir, each corpus gets its own index under <data_dir>/index, so
 # indexing another corpus never replaces the seeds' index (or the reverse).
-INDEX_ROOT = Path("var/index")
-PATH_SETTINGS = ("corpus_dir", "index_dir", "cache_dir", "embedding_cache", "feedback_db")
+INDEX_FOLDER = "index"
+# Where indexes were built before data_dir (relative to the directory a command ran in): one
+# found there, and not yet at its new place, keeps being used (default_index_dir).
+LEGACY_INDEX_ROOT = Path("var/index")
+# The pointer a published build leaves in its index directory (index/store.py's CURRENT).
+_PUBLISHED = "CURRENT"
+PATH_SETTINGS = ("corpus_dir", "index_dir", "cache_dir", "embedding_cache", "feedback_db", "data_dir")
 
 
 class InvalidSetting(VerbatimError):
@@ -37,6 +45,8 @@ class InvalidSetting(VerbatimError):
 
 
 SHELF_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+# Settings only `verbatim discord` reads: a bad one must not stop `ask` or `index build`.
+DISCORD_PREFIX = "discord_"
 
 
 class ShelfSettings(BaseModel):
@@ -83,9 +93,10 @@ class Settings(BaseSettings):
     )
 
     corpus_dir: Path = Path("seeds")
-    # Unset: INDEX_ROOT/<corpus name>-<hash of the corpus's absolute path> (see default_index_dir).
+    # Unset: <data_dir>/index/<corpus name>-<hash of the corpus's absolute path> (see default_index_dir).
     index_dir: Path
-    cache_dir: Path = Path("var/cache")
+    # Unset: <data_dir>/cache.
+    cache_dir: Path
     # Unset: <cache_dir>/embeddings.sqlite. `eval` points it at a throwaway file.
     embedding_cache: Path | None = None
     model: str = BUNDLED_MODEL
@@ -128,16 +139,18 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(500, ge=10)
     watch_debounce_ms: int = Field(1600, ge=50)
     discord_token: SecretStr | None = None
-    discord_guild_ids: list[int] = Field(default_factory=list)
-    discord_allowed_guild_ids: list[int] = Field(default_factory=list)
+    # NoDecode: read as JSON by _lists_are_json, so a bad value is a ValidationError, which load_settings can defer.
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    discord_allowed_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     discord_allow_dms: bool = False
-    discord_owner_ids: list[int] = Field(default_factory=list)
+    discord_owner_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     discord_mentions: bool = True
     discord_mention_threads: bool = True
     discord_message_content: bool = False
     discord_cooldown_rate: int = Field(3, ge=1)
     discord_cooldown_seconds: float = Field(30, gt=0)
-    feedback_db: Path = Path("var/feedback.sqlite")
+    # Unset: <data_dir>/feedback.sqlite.
+    feedback_db: Path
     feedback_retention_days: float = Field(90, gt=0)
     web_max_pages: int = Field(200, ge=1)
     web_timeout_seconds: float = Field(10, gt=0)
@@ -151,6 +164,9 @@ class Settings(BaseSettings):
     link_base: str | None = None
     # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
     shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
+    # Where index_dir, cache_dir and feedback_db live when unset. Unset: the platform's user data
+    # directory (platformdirs: ~/.local/share/verbatim on Linux), whatever directory a command runs in.
+    data_dir: Path
 
     @property
     def cache_path(self) -> Path:
@@ -164,11 +180,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _index_belongs_to_its_corpus(cls, values: object) -> object:
-        if isinstance(values, dict) and values.get("index_dir") in (None, ""):
+    def _unset_paths_live_in_the_data_dir(cls, values: object) -> object:
+        if not isinstance(values, dict):
+            return values
+        data_dir = Path(values.get("data_dir") or default_data_dir()).expanduser()
+        defaults = {"data_dir": data_dir, "cache_dir": data_dir / "cache", "feedback_db": data_dir / "feedback.sqlite"}
+        if values.get("index_dir") in (None, ""):
             corpus = values.get("corpus_dir") or cls.model_fields["corpus_dir"].default
-            values = {**values, "index_dir": default_index_dir(Path(corpus))}
-        return values
+            defaults["index_dir"] = default_index_dir(Path(corpus), data_dir)
+        return {**values, **{name: path for name, path in defaults.items() if values.get(name) in (None, "")}}
 
     @field_validator("shelves", mode="after")
     @classmethod
@@ -187,6 +207,16 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @field_validator("discord_guild_ids", "discord_allowed_guild_ids", "discord_owner_ids", mode="before")
+    @classmethod
+    def _lists_are_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError("not JSON") from None
 
     @field_validator("discord_token", "link_base", mode="before")
     @classmethod
@@ -212,10 +242,20 @@ class Settings(BaseSettings):
         )
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings with the given fields overridden (None values are ignored); InvalidSetting if one doesn't validate."""
+def load_settings(unused: Collection[str] = (), **overrides: object) -> Settings:
+    """Settings with the given fields overridden (None values are ignored); InvalidSetting if one doesn't validate,
+    unless every one that doesn't is in `unused` (not read by the command at hand): those take their defaults."""
+    given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+        try:
+            return Settings(**given)
+        except ValidationError as error:
+            bad = {str(problem["loc"][0]) for problem in error.errors() if problem["loc"]}
+            if not bad or not bad <= set(unused):
+                raise
+            # Explicit values beat the environment and .env, so the bad ones are never read.
+            return Settings(**given, **{name: Settings.model_fields[name].get_default(call_default_factory=True)
+                                        for name in bad})
     except ValidationError as error:
         raise InvalidSetting(describe_invalid(error)) from None
     except SettingsError as error:
@@ -225,12 +265,25 @@ def load_settings(**overrides: object) -> Settings:
         raise InvalidSetting(f"cannot read {LOCAL_FILE} (or {DEFAULTS_FILE.name}): {error}") from None
 
 
-def default_index_dir(corpus_dir: Path) -> Path:
-    """The index location owned by a corpus: its name plus a hash of its absolute path."""
+def default_data_dir() -> Path:
+    """The platform's per-user data directory for Verbatim (honours XDG_DATA_HOME on Linux)."""
+    from platformdirs import user_data_path
+
+    return user_data_path("verbatim", appauthor=False)
+
+
+def default_index_dir(corpus_dir: Path, data_dir: Path) -> Path:
+    """The index location owned by a corpus: its name plus a hash of its absolute path, under
+    data_dir; or under var/index of the working directory if an index was built there before."""
     resolved = corpus_dir.expanduser().resolve()
     digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:10]
     name = re.sub(r"[^\w.-]+", "_", resolved.name).strip("._") or "corpus"
-    return INDEX_ROOT / f"{name}-{digest}"
+    index_dir = data_dir / INDEX_FOLDER / f"{name}-{digest}"
+    legacy = LEGACY_INDEX_ROOT / index_dir.name
+    # Found where it is rather than moved: nothing the user built is touched, and a rebuild updates it there.
+    if not index_dir.exists() and (legacy / _PUBLISHED).is_file():
+        return legacy
+    return index_dir
 
 
 def describe_invalid(error: ValidationError) -> str:
@@ -255,3 +308,8 @@ def _describe_unparsable(error: SettingsError) -> str:
         return f"cannot read the settings: {error}"
     name = found.group(1)
     return f"setting {name} (VERBATIM_{name.upper()}) cannot be parsed: expected a JSON list, e.g. [123456789012345678]"
+
+
+def discord_settings() -> frozenset[str]:
+    """The names of the settings only the Discord bot reads."""
+    return frozenset(name for name in Settings.model_fields if name.startswith(DISCORD_PREFIX))
