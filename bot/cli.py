@@ -37,7 +37,8 @@ NEW_CONVERSATION = "/new"
 EPILOG = (
     "Exit codes: 0 answered/ok, 1 the documents don't answer (refused, or only a \"not sure\" passage), 2 error (one line on stderr), 130 interrupted. "
     "Relative paths (options, VERBATIM_* variables, .env) are taken from the working directory; ~ is expanded. "
-    "Without --index or VERBATIM_INDEX_DIR each corpus gets its own index, var/index/<corpus name>-<hash>."
+    "Without --index or VERBATIM_INDEX_DIR each corpus gets its own index, <data_dir>/index/<corpus name>-<hash>, "
+    "where data_dir is the user's data directory (e.g. ~/.local/share/verbatim) unless VERBATIM_DATA_DIR names one."
 )
 
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     # ~/.cache/Microsoft/DeveloperTools when it starts, unless this is set before
     # it is imported; disable_telemetry_events() after import is too late.
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    arguments = argparse.Namespace()  # until parsed: an error's hints name no options
     try:
         parser = _parser()
         arguments = parser.parse_args(argv)
@@ -68,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_ERROR
         from config import load_settings
+        from config.settings import discord_settings
 
         settings = load_settings(
-            corpus_dir=getattr(arguments, "corpus", None), index_dir=getattr(arguments, "index", None)
+            () if arguments.handler is _discord else discord_settings(),
+            corpus_dir=getattr(arguments, "corpus", None), index_dir=getattr(arguments, "index", None),
         )
         if hasattr(arguments, "shelf"):
             settings = _shelf_settings(settings, arguments)
@@ -82,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{error}", file=sys.stderr)
         return EXIT_ERROR
     except VerbatimError as error:
-        print(f"verbatim: error: {error}", file=sys.stderr)
+        from bot.hints import with_build_command
+
+        # A remedy such as `verbatim index build` must build the index this command asked about.
+        print(f"verbatim: error: {with_build_command(str(error), arguments)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         # The reader went away (`verbatim ask ... | head`): not an error.
@@ -138,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--corpus", type=Path, metavar="DIR", help="documents to index (default: settings corpus_dir)")
     common.add_argument("--index", type=Path, metavar="DIR",
-                        help="where the index lives (default: settings index_dir, else one per corpus under var/index)")
+                        help="where the index lives (default: settings index_dir, else one per corpus under <data_dir>/index)")
     common.add_argument("--shelf", metavar="NAME",
                         help="a configured shelf's corpus, index and feedback (`verbatim shelf list`)")
     parser = _Parser(
@@ -147,7 +154,34 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         parents=[common],
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    # Listed in --help in the order added: the everyday commands first.
     commands = parser.add_subparsers(metavar="COMMAND")
+
+    ask = commands.add_parser(
+        "ask", help="answer a question (or one per line from stdin)", parents=[common],
+        description="Answer QUESTION with quotes; with no QUESTION, answer each line of stdin "
+        "(in text mode each answer is headed by `Q: ` and its question).",
+        epilog="Exit codes: 0 answered (with stdin: every question was answered), 1 not answered "
+        "(with stdin: at least one question was refused or rejected), 2 error, 130 interrupted. "
+        "Bytes that are not UTF-8 in a question are replaced by U+FFFD, with a note on stderr.",
+    )
+    ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
+    ask.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
+                     help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
+    ask.add_argument("--json", action="store_true", help="one JSON object per answer")
+    _add_source_option(ask)
+    ask.set_defaults(handler=_ask)
+
+    chat = commands.add_parser(
+        "chat", help="ask questions interactively", parents=[common],
+        description="Ask questions one after another. A short follow-up (\"and when was that?\") is read with the "
+        f"key words of the question before it and prefers the documents its answer cited; {NEW_CONVERSATION} starts over.",
+    )
+    chat.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
+                      help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
+    _add_source_option(chat)
+    chat.set_defaults(handler=_chat)
 
     index = commands.add_parser("index", help="build or inspect the index", parents=[common])
     index_commands = index.add_subparsers(metavar="ACTION")
@@ -173,21 +207,6 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true", help="print each build's summary as JSON")
     watch.add_argument("--verbose", "-v", action="store_true", help="name every skipped file, not just the first few")
     watch.set_defaults(handler=_index_watch)
-
-    ask = commands.add_parser(
-        "ask", help="answer a question (or one per line from stdin)", parents=[common],
-        description="Answer QUESTION with quotes; with no QUESTION, answer each line of stdin "
-        "(in text mode each answer is headed by `Q: ` and its question).",
-        epilog="Exit codes: 0 answered (with stdin: every question was answered), 1 not answered "
-        "(with stdin: at least one question was refused or rejected), 2 error, 130 interrupted. "
-        "Bytes that are not UTF-8 in a question are replaced by U+FFFD, with a note on stderr.",
-    )
-    ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
-    ask.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
-                     help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
-    ask.add_argument("--json", action="store_true", help="one JSON object per answer")
-    _add_source_option(ask)
-    ask.set_defaults(handler=_ask)
 
     evaluate = commands.add_parser(
         "eval", help="measure answer quality on SQuAD-style questions", parents=[common],
@@ -229,17 +248,23 @@ def _parser() -> argparse.ArgumentParser:
     from bot.sources import add_source_commands  # hook: web sources (bot/sources.py)
 
     add_source_commands(commands, common)
-
-    chat = commands.add_parser(
-        "chat", help="ask questions interactively", parents=[common],
-        description="Ask questions one after another. A short follow-up (\"and when was that?\") is read with the "
-        f"key words of the question before it and prefers the documents its answer cited; {NEW_CONVERSATION} starts over.",
-    )
-    chat.add_argument("--top", type=_bounded(TOP_RANGE), metavar="N",
-                      help=f"at most N quotes, {TOP_RANGE.start}..{TOP_RANGE.stop - 1} (default: settings top_quotes)")
-    _add_source_option(chat)
-    chat.set_defaults(handler=_chat)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"verbatim {version('verbatim')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("verbatim (version unknown: not installed; pip install -e .)")
+        parser.exit()
 
 
 def _add_source_option(command: argparse.ArgumentParser) -> None:
@@ -280,14 +305,17 @@ def _print_build(summary, as_json: bool, verbose: bool = False) -> None:
     from dataclasses import asdict
 
     from index.load import printable_name, summarise_skips
+    from index.words import counted
 
+    for kept in (item for item in summary.skipped if item.kept):  # still indexed: one note each, never counted
+        print(f"verbatim: note: {printable_name(kept.source)}: {kept.describe()}", file=sys.stderr)
+    skipped = [item for item in summary.skipped if not item.kept]
     if verbose:
-        for skipped in summary.skipped:
-            print(f"verbatim: skipped {printable_name(skipped.source)}: {skipped.describe()}", file=sys.stderr)
-    elif summary.skipped:
-        count = len(summary.skipped)
-        print(f"verbatim: skipped {count:,} file{'s' * (count != 1)} (--verbose names each): "
-              + "; ".join(summarise_skips(summary.skipped)), file=sys.stderr)
+        for item in skipped:
+            print(f"verbatim: skipped {printable_name(item.source)}: {item.describe()}", file=sys.stderr)
+    elif skipped:
+        print(f"verbatim: skipped {counted(len(skipped), 'file')} (--verbose names each): "
+              + "; ".join(summarise_skips(skipped)), file=sys.stderr)
     if as_json:
         print(json.dumps({**asdict(summary), "seconds": round(summary.seconds, 3)}), flush=True)
         return
@@ -480,6 +508,7 @@ def _discord(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.feedback import export_records
+    from index.words import counted
 
     lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in export_records(settings.feedback_db)]
     if arguments.output:
@@ -487,7 +516,7 @@ def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
             arguments.output.write_text("".join(lines), encoding="utf-8")
         except OSError as error:
             raise UnwritablePath(f"cannot write {arguments.output}: {error.strerror or error}") from None
-        print(f"wrote {len(lines)} feedback records to {arguments.output}", file=sys.stderr)
+        print(f"wrote {counted(len(lines), 'feedback record')} to {arguments.output}", file=sys.stderr)
     else:
         sys.stdout.writelines(lines)
     return EXIT_OK
@@ -495,13 +524,14 @@ def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _shelf_list(settings: Settings, arguments: argparse.Namespace) -> int:
     from bot.shelves import configured_shelves, describe, readers_line
+    from index.words import counted
 
     for shelf in configured_shelves(settings):
         described = describe(shelf)
         if arguments.json:
             print(json.dumps(described))
             continue
-        documents = "not built" if described["documents"] is None else f"{described['documents']:,} documents"
+        documents = "not built" if described["documents"] is None else counted(described["documents"], "document")
         print(f"{shelf.name}: {described['corpus']} -> {described['index']} ({documents}); "
               f"read in {readers_line(shelf)}")
     return EXIT_OK
@@ -530,33 +560,71 @@ def _renderer(as_json: bool) -> Callable:
     if as_json:
         return lambda answer: render_json(answer) + "\n"
     hyperlinks = sys.stdout.isatty()  # OSC 8 links only on a terminal, never in a pipe or file
-    return lambda answer: render_text(answer, hyperlinks)
+    paint = _terminal_paint()
+    return lambda answer: render_text(answer, hyperlinks, paint)
+
+
+# How a terminal shows what is not quoted text (bot/render.py's roles).
+STYLES = {"citation": "dim", "caveat": "italic yellow", "refusal": "bold yellow"}
+
+
+def _terminal_paint():
+    """Styles for a colour terminal through rich; none in a pipe or file, with NO_COLOR or TERM=dumb."""
+    from rich.console import Console
+    from rich.style import Style
+
+    from bot.render import unpainted
+
+    console = Console()  # decides for stdout: a terminal, NO_COLOR, FORCE_COLOR, TERM
+    if not console.is_terminal or console.no_color or console.color_system is None:
+        return unpainted
+    styles = {role: Style.parse(style) for role, style in STYLES.items()}
+    # Style.render wraps the text in escape codes and leaves its characters exactly as they are.
+    return lambda role, text: styles[role].render(text, color_system=console.color_system)
 
 
 @contextmanager
 def _progress_bars() -> Iterator[object]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"), TimeRemainingColumn(),
         console=console, transient=True, disable=not console.is_terminal,
     ) as bars:
         yield _RichProgress(bars)
+
+
+# What each stage's progress counts (index/build.py, bot/evaluation.py); bytes are shown as sizes.
+PROGRESS_UNITS = {"reading": "bytes", "chunking": "characters", "embedding": "texts", "asking": "questions"}
+
+
+def progress_done(label: str, completed: float, total: float) -> str:
+    """How far a stage is, with its unit: "1.2 kB/535.6 kB", "5,000/20,000 characters"."""
+    unit = PROGRESS_UNITS.get(label, "")
+    if unit == "bytes":
+        from rich.filesize import decimal
+
+        return f"{decimal(int(completed))}/{decimal(int(total))}"
+    return f"{int(completed):,}/{int(total):,} {unit}".rstrip()
 
 
 class _RichProgress:
     def __init__(self, bars) -> None:
         self._bars = bars
         self._task = None
+        self._label, self._completed, self._total = "", 0, 0
 
     def start(self, label: str, total: int) -> None:
-        self._task = self._bars.add_task(label, total=total)
+        self._label, self._completed, self._total = label, 0, total
+        self._task = self._bars.add_task(label, total=total, done=progress_done(label, 0, total))
 
     def advance(self, count: int) -> None:
         if self._task is not None:
-            self._bars.advance(self._task, count)
+            self._completed += count
+            self._bars.update(self._task, completed=self._completed,
+                              done=progress_done(self._label, self._completed, self._total))
 
 
 if __name__ == "__main__":

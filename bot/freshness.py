@@ -174,11 +174,11 @@ def rebuild_command(settings: Settings) -> str:
     """The command that rebuilds the index these settings answer from: `--shelf NAME` for a configured
     shelf, else `--corpus DIR` (and `--index DIR` where the index is not the corpus's own)."""
     for name, shelf in settings.shelves.items():
-        index_dir = shelf.index_dir or default_index_dir(shelf.corpus_dir)
+        index_dir = shelf.index_dir or default_index_dir(shelf.corpus_dir, settings.data_dir)
         if _same(shelf.corpus_dir, settings.corpus_dir) and _same(index_dir, settings.index_dir):
             return f"verbatim index build --shelf {shlex.quote(name)}"
     command = f"verbatim index build --corpus {shlex.quote(str(settings.corpus_dir))}"
-    if not _same(settings.index_dir, default_index_dir(settings.corpus_dir)):
+    if not _same(settings.index_dir, default_index_dir(settings.corpus_dir, settings.data_dir)):
         command += f" --index {shlex.quote(str(settings.index_dir))}"
     return command
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from bot.types import Answer, Quote
 
@@ -10,21 +11,31 @@ REFUSAL = "The documents don't answer this question."
 NOT_SURE = "Not sure this answers it — closest passage:"
 
 
-def render_text(answer: Answer, hyperlinks: bool = False) -> str:
+# Paints a part of the answer for a terminal: (role, text) -> the text with its style codes
+# around it; roles are "citation", "caveat" and "refusal". Quoted text is never painted.
+Paint = Callable[[str, str], str]
+
+
+def unpainted(role: str, text: str) -> str:
+    """No style: pipes, files, NO_COLOR."""
+    return text
+
+
+def render_text(answer: Answer, hyperlinks: bool = False, paint: Paint = unpainted) -> str:
     """Each quote as a block quote followed by `source:line`, and its link if it has one:
     a terminal hyperlink on the citation when `hyperlinks`, else the URL after it."""
     stale = f"{stale_line(answer.stale, f'`{answer.rebuild}`')}\n" if answer.stale else ""
     if answer.not_sure and answer.closest is not None:
-        return f"{NOT_SURE}\n{quote_block(answer.closest, hyperlinks)}\n" + (f"\n{stale}" if stale else "")
+        return f"{paint('caveat', NOT_SURE)}\n{quote_block(answer.closest, hyperlinks, paint)}\n" + (f"\n{stale}" if stale else "")
     if not answer.answered:
-        return refusal_line(answer) + "\n" + stale
-    return "\n\n".join(quote_block(quote, hyperlinks) for quote in answer.quotes) + "\n" + (f"\n{stale}" if stale else "")
+        return paint("refusal", refusal_line(answer)) + "\n" + stale
+    return "\n\n".join(quote_block(quote, hyperlinks, paint) for quote in answer.quotes) + "\n" + (f"\n{stale}" if stale else "")
 
 
-def quote_block(quote: Quote, hyperlinks: bool) -> str:
+def quote_block(quote: Quote, hyperlinks: bool, paint: Paint = unpainted) -> str:
     """A quote as a block quote, then its citation."""
     quoted = "\n".join("> " + line for line in quote.text.split("\n"))
-    return f"{quoted}\n  — {cited(quote, hyperlinks)}"
+    return f"{quoted}\n  {paint('citation', '— ' + cited(quote, hyperlinks))}"
 
 
 def cited(quote: Quote, hyperlinks: bool) -> str:

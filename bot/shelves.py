@@ -91,7 +91,7 @@ def _shelf(name: str, shelf: ShelfSettings, settings: Settings) -> Shelf:
     )
     own = settings.model_copy(update={
         "corpus_dir": shelf.corpus_dir,
-        "index_dir": shelf.index_dir or default_index_dir(shelf.corpus_dir),
+        "index_dir": shelf.index_dir or default_index_dir(shelf.corpus_dir, settings.data_dir),
         "feedback_db": feedback_db,
     })
     return Shelf(name, own, frozenset(shelf.guild_ids), frozenset(shelf.channel_ids), frozenset(shelf.role_ids),

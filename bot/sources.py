@@ -36,6 +36,7 @@ def add_source_commands(commands, common: argparse.ArgumentParser) -> None:
 
 
 def _add(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.hints import build_command
     from index.web import normalise, store_for
 
     normalise(arguments.url)  # a bad address is refused before anything is written
@@ -45,12 +46,13 @@ def _add(settings: Settings, arguments: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"added {source.url} ({source.kind}{f', depth {source.depth}' if source.kind == 'site' else ''}); "
-          "`verbatim index build` fetches it", file=sys.stderr)
+          f"`{build_command(arguments)}` fetches it", file=sys.stderr)
     return EXIT_OK
 
 
 def _list(settings: Settings, arguments: argparse.Namespace) -> int:
     from index.web import has_sources, store_for
+    from index.words import counted
 
     if not has_sources(settings):
         if not arguments.json:
@@ -64,11 +66,12 @@ def _list(settings: Settings, arguments: argparse.Namespace) -> int:
     for source in sources:
         record = {"url": source.url, "kind": source.kind, "depth": source.depth, "pages": counts.get(source.url, 0)}
         print(json.dumps(record) if arguments.json else
-              f"{source.url}  {source.kind}, depth {source.depth}, {record['pages']} pages fetched")
+              f"{source.url}  {source.kind}, depth {source.depth}, {counted(record['pages'], 'page')} fetched")
     return EXIT_OK
 
 
 def _remove(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.hints import build_command
     from index.web import normalise, store_for
 
     normalise(arguments.url)
@@ -77,5 +80,5 @@ def _remove(settings: Settings, arguments: argparse.Namespace) -> int:
         store.remove(arguments.url)
     finally:
         store.close()
-    print(f"removed {arguments.url}; its pages leave the index at the next `verbatim index build`", file=sys.stderr)
+    print(f"removed {arguments.url}; its pages leave the index at the next `{build_command(arguments)}`", file=sys.stderr)
     return EXIT_OK

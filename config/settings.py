@@ -6,15 +6,18 @@ Relative paths are taken from the working directory; `~` is expanded.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -27,10 +30,15 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 # Optional settings of one deployment, read from the working directory; its keys replace the defaults'.
 LOCAL_FILE = Path("verbatim.toml")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
-# Without an explicit index_dir, each corpus gets its own index under here, so
+# Without an explicit index_dir, each corpus gets its own index under <data_dir>/index, so
 # indexing another corpus never replaces the seeds' index (or the reverse).
-INDEX_ROOT = Path("var/index")
-PATH_SETTINGS = ("corpus_dir", "index_dir", "cache_dir", "embedding_cache", "feedback_db")
+INDEX_FOLDER = "index"
+# Where indexes were built before data_dir (relative to the directory a command ran in): one
+# found there, and not yet at its new place, keeps being used (default_index_dir).
+LEGACY_INDEX_ROOT = Path("var/index")
+# The pointer a published build leaves in its index directory (index/store.py's CURRENT).
+_PUBLISHED = "CURRENT"
+PATH_SETTINGS = ("corpus_dir", "index_dir", "cache_dir", "embedding_cache", "feedback_db", "data_dir")
 
 
 class InvalidSetting(VerbatimError):
@@ -38,6 +46,8 @@ class InvalidSetting(VerbatimError):
 
 
 SHELF_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+# Settings only `verbatim discord` reads: a bad one must not stop `ask` or `index build`.
+DISCORD_PREFIX = "discord_"
 
 
 class ShelfSettings(BaseModel):
@@ -92,10 +102,10 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Field(Path("seeds"), description="The documents to index, searched recursively.")
     index_dir: Path = Field(description=(
-        "Where index generations live (data, not code). Unset: a directory of the corpus's own, "
-        "`<corpus name>-<hash of its absolute path>`, so indexing another corpus never replaces this one's index."))
-    cache_dir: Path = Field(Path("var/cache"), description=(
-        "Reusable build products shared by every corpus: the ONNX export and the embedding cache."))
+        "Where index generations live (data, not code). Unset: `<data_dir>/index/<corpus name>-<hash of its absolute "
+        "path>`, so indexing another corpus never replaces this one's index."))
+    cache_dir: Path = Field(description=(
+        "Reusable build products shared by every corpus: the ONNX export and the embedding cache. Unset: `<data_dir>/cache`."))
     embedding_cache: Path | None = Field(None, description=(
         "The embedding cache file. Unset: `<cache_dir>/embeddings.sqlite` (`verbatim eval` uses a throwaway one)."))
     model: str = Field(BUNDLED_MODEL, description=(
@@ -164,12 +174,13 @@ class Settings(BaseSettings):
     watch_debounce_ms: int = Field(1600, ge=50, description="`index watch` rebuilds once files have been quiet this long.")
     discord_token: SecretStr | None = Field(None, description=(
         "The Discord bot token: a secret, set it in the environment or .env only; never logged."))
-    discord_guild_ids: list[int] = Field(default_factory=list, description="Servers to sync slash commands to on start (instant).")
-    discord_allowed_guild_ids: list[int] = Field(default_factory=list, description=(
+    # NoDecode: read as JSON by _lists_are_json, so a bad value is a ValidationError, which load_settings can defer.
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description="Servers to sync slash commands to on start (instant).")
+    discord_allowed_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description=(
         "The only servers the bot answers in and stays in; empty: discord_guild_ids and the shelves' servers; "
         "all empty: every server (a warning is logged)."))
     discord_allow_dms: bool = Field(False, description="Answer mentions and commands in direct messages.")
-    discord_owner_ids: list[int] = Field(default_factory=list, description=(
+    discord_owner_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description=(
         "Users who may /reindex, /add and /remove besides members with Manage Server."))
     discord_mentions: bool = Field(True, description="Answer \"@Verbatim question\" in channels.")
     discord_mention_threads: bool = Field(True, description="Answer a mention in a new thread where the bot may create threads.")
@@ -177,8 +188,9 @@ class Settings(BaseSettings):
         "Ask for the privileged message-content intent (not needed for slash commands or mentions)."))
     discord_cooldown_rate: int = Field(3, ge=1, description="Questions a user may ask per discord_cooldown_seconds.")
     discord_cooldown_seconds: float = Field(30, gt=0, description="The window of discord_cooldown_rate, in seconds.")
-    feedback_db: Path = Field(Path("var/feedback.sqlite"), description=(
-        "Answers shown in Discord and the votes on them; the secret that hashes voters is `<feedback_db>.key`."))
+    feedback_db: Path = Field(description=(
+        "Answers shown in Discord and the votes on them; the secret that hashes voters is `<feedback_db>.key`. "
+        "Unset: `<data_dir>/feedback.sqlite`."))
     feedback_retention_days: float = Field(90, gt=0, description="Answers and votes older than this many days are deleted.")
     web_max_pages: int = Field(200, ge=1, description="Pages per web source at most (a crawl or a sitemap).")
     web_timeout_seconds: float = Field(10, gt=0, description="A web request is given up after this many seconds.")
@@ -207,6 +219,9 @@ class Settings(BaseSettings):
     extract_max_chars: int = Field(5_000_000, ge=1, description=(
         "Characters of text taken from one PDF, Office, EPUB, OpenDocument or HTML file at most "
         "(.txt/.md/.rst are bounded by max_file_mb)."))
+    data_dir: Path = Field(description=(
+        "Where index_dir, cache_dir and feedback_db live when they are unset, whatever directory a command runs in. "
+        "Unset: the platform's user data directory (~/.local/share/verbatim on Linux, or $XDG_DATA_HOME/verbatim)."))
 
     @property
     def cache_path(self) -> Path:
@@ -220,11 +235,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _index_belongs_to_its_corpus(cls, values: object) -> object:
-        if isinstance(values, dict) and values.get("index_dir") in (None, ""):
+    def _unset_paths_live_in_the_data_dir(cls, values: object) -> object:
+        if not isinstance(values, dict):
+            return values
+        data_dir = Path(values.get("data_dir") or default_data_dir()).expanduser()
+        defaults = {"data_dir": data_dir, "cache_dir": data_dir / "cache", "feedback_db": data_dir / "feedback.sqlite"}
+        if values.get("index_dir") in (None, ""):
             corpus = values.get("corpus_dir") or cls.model_fields["corpus_dir"].default
-            values = {**values, "index_dir": default_index_dir(Path(corpus))}
-        return values
+            defaults["index_dir"] = default_index_dir(Path(corpus), data_dir)
+        return {**values, **{name: path for name, path in defaults.items() if values.get(name) in (None, "")}}
 
     @field_validator("shelves", mode="after")
     @classmethod
@@ -252,6 +271,16 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
+    @field_validator("discord_guild_ids", "discord_allowed_guild_ids", "discord_owner_ids", mode="before")
+    @classmethod
+    def _lists_are_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError("not JSON") from None
+
     @field_validator("discord_token", "link_base", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -276,10 +305,20 @@ class Settings(BaseSettings):
         )
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings with the given fields overridden (None values are ignored); InvalidSetting if one doesn't validate."""
+def load_settings(unused: Collection[str] = (), **overrides: object) -> Settings:
+    """Settings with the given fields overridden (None values are ignored); InvalidSetting if one doesn't validate,
+    unless every one that doesn't is in `unused` (not read by the command at hand): those take their defaults."""
+    given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+        try:
+            return Settings(**given)
+        except ValidationError as error:
+            bad = {str(problem["loc"][0]) for problem in error.errors() if problem["loc"]}
+            if not bad or not bad <= set(unused):
+                raise
+            # Explicit values beat the environment and .env, so the bad ones are never read.
+            return Settings(**given, **{name: Settings.model_fields[name].get_default(call_default_factory=True)
+                                        for name in bad})
     except ValidationError as error:
         raise InvalidSetting(describe_invalid(error)) from None
     except SettingsError as error:
@@ -303,12 +342,25 @@ def size_in_bytes(settings: Settings, name: str) -> int:
     return int(megabytes * 1_000_000)
 
 
-def default_index_dir(corpus_dir: Path) -> Path:
-    """The index location owned by a corpus: its name plus a hash of its absolute path."""
+def default_data_dir() -> Path:
+    """The platform's per-user data directory for Verbatim (honours XDG_DATA_HOME on Linux)."""
+    from platformdirs import user_data_path
+
+    return user_data_path("verbatim", appauthor=False)
+
+
+def default_index_dir(corpus_dir: Path, data_dir: Path) -> Path:
+    """The index location owned by a corpus: its name plus a hash of its absolute path, under
+    data_dir; or under var/index of the working directory if an index was built there before."""
     resolved = corpus_dir.expanduser().resolve()
     digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:10]
     name = re.sub(r"[^\w.-]+", "_", resolved.name).strip("._") or "corpus"
-    return INDEX_ROOT / f"{name}-{digest}"
+    index_dir = data_dir / INDEX_FOLDER / f"{name}-{digest}"
+    legacy = LEGACY_INDEX_ROOT / index_dir.name
+    # Found where it is rather than moved: nothing the user built is touched, and a rebuild updates it there.
+    if not index_dir.exists() and (legacy / _PUBLISHED).is_file():
+        return legacy
+    return index_dir
 
 
 def describe_invalid(error: ValidationError) -> str:
@@ -333,3 +385,8 @@ def _describe_unparsable(error: SettingsError) -> str:
         return f"cannot read the settings: {error}"
     name = found.group(1)
     return f"setting {name} (VERBATIM_{name.upper()}) cannot be parsed: expected a JSON list, e.g. [123456789012345678]"
+
+
+def discord_settings() -> frozenset[str]:
+    """The names of the settings only the Discord bot reads."""
+    return frozenset(name for name in Settings.model_fields if name.startswith(DISCORD_PREFIX))

@@ -33,6 +33,7 @@ from index.lexical import build_lexical
 from index.load import discover
 from index.sandbox import ExtractLimits, read_files
 from index.types import Document, Passage, Skipped
+from index.words import counted
 
 
 
@@ -75,11 +76,11 @@ class BuildSummary:
     def describe(self) -> str:
         """One line for people: what changed and what the build did (skipped files are listed apart)."""
         changes = (f"{self.added} added, {self.changed} changed, {self.removed} removed, "
-                   f"{self.unchanged} unchanged, {len(self.skipped)} skipped")
+                   f"{self.unchanged} unchanged, {sum(not item.kept for item in self.skipped)} skipped")
         if self.up_to_date:
             return f"index is already up to date ({changes}); nothing to do"
-        line = (f"indexed {self.documents} documents ({changes}): {self.passages} passages, "
-                f"{self.sentences} sentences, {self.embedded} texts embedded, in {self.seconds:.1f} s")
+        line = (f"indexed {counted(self.documents, 'document')} ({changes}): {counted(self.passages, 'passage')}, "
+                f"{counted(self.sentences, 'sentence')}, {counted(self.embedded, 'text')} embedded, in {self.seconds:.1f} s")
         return f"full rebuild ({self.full_reason}); {line}" if self.full_reason else line
 
 

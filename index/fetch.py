@@ -31,6 +31,10 @@ class FetchFailed(Exception):
     """The page could not be fetched this time (network, server error, timeout): keep what we had."""
 
 
+class Unreachable(FetchFailed):
+    """The host could not be connected to at all (refused, unknown name): every page of it fails the same way."""
+
+
 class Gone(Exception):
     """The page is no longer there (404, 410) or may not be fetched (robots.txt): drop it."""
 
@@ -248,6 +252,8 @@ class Fetcher:
         if host not in self._robots:
             self._robots[host] = self._read_robots(url, inward)
         robots = self._robots[host]
+        if isinstance(robots, Unreachable):  # the site itself, not its robots.txt, is the problem
+            raise robots
         if isinstance(robots, FetchFailed):
             raise FetchFailed(f"robots.txt could not be read ({robots})")
         if not robots.can_fetch(ROBOTS_AGENT, url):

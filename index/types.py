@@ -59,6 +59,9 @@ class Skipped:
     source: str
     reason: str
     detail: str = ""
+    # Not read this time, but still indexed as before (a web page that could not be refreshed):
+    # a note for the user, not counted as skipped.
+    kept: bool = False
 
     def describe(self) -> str:
         """The reason with its detail, e.g. "too large (25.0 MB > 20.0 MB limit)"."""

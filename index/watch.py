@@ -53,7 +53,7 @@ def corpus_change_filter(settings: Settings) -> Callable[[object, str], bool]:
     """watchfiles' filter: the usual ignores, plus everything Verbatim itself writes.
 
     The index, its cache and the feedback database may live inside the corpus
-    (the default var/index, run from the corpus directory); their writes
+    (a data_dir or index_dir inside it, or an index built there under var/index); their writes
     (the build lock, new generations, the embedding cache) must not count as
     changes, or every build would trigger the next one.
     """

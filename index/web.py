@@ -30,12 +30,16 @@ from index.fetch import Fetcher, FetchFailed, Gone, Refused, Response
 # A fetched page is extracted exactly as an .html or .txt file of the corpus is.
 from index.load import Unreadable, _html, _plain
 from index.types import Document, Skipped
+from index.words import counted
 
 WEB_DB = "web.sqlite"
 FETCH_LOCK = "web.lock"
 KIND = "web"
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 _SITEMAP_TYPES = {"application/xml", "text/xml"}
+# Endings of the reasons of pages that failed to refresh but stay indexed (_reported_once).
+_KEPT = "; keeping the text fetched before"
+_SITEMAP_KEPT = "; its pages are kept as they were"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -243,8 +247,9 @@ def refresh(settings: Settings, resolver: Resolver = system_resolver) -> tuple[l
         skipped: list[Skipped] = []
         try:
             for source in store.sources():
-                pages = _refresh_source(store, fetcher, _placed(store, fetcher, source), settings.web_max_pages,
-                                        skipped)
+                found: list[Skipped] = []
+                pages = _refresh_source(store, fetcher, _placed(store, fetcher, source), settings.web_max_pages, found)
+                skipped += _reported_once(source, found)
                 for page in pages:
                     documents.setdefault(page.url, _document(page))
         finally:
@@ -280,6 +285,26 @@ def _placed(store: WebStore, fetcher: Fetcher, source: Source) -> Source:
     return Source(source.url, source.depth, inward)
 
 
+def _reported_once(source: Source, found: list[Skipped]) -> list[Skipped]:
+    """What a source's refresh skipped, for people: pages that could not be refreshed but keep their
+    text are marked kept (they are still indexed), and those that failed for one reason (an unreachable
+    site fails every page alike) are one line naming the source and how many pages were kept."""
+    kept: dict[str, list[Skipped]] = {}
+    reported = []
+    for item in found:
+        if item.reason.endswith(_KEPT):
+            kept.setdefault(item.reason.removesuffix(_KEPT), []).append(item)
+        elif item.reason.endswith(_SITEMAP_KEPT):
+            reported.append(Skipped(item.source, item.reason, item.detail, kept=True))
+        else:
+            reported.append(item)
+    for reason, items in kept.items():
+        where = items[0].source if len(items) == 1 else source.url
+        reported.append(Skipped(where, f"not refreshed: {reason}",
+                                f"{counted(len(items), 'page')} kept as fetched before", kept=True))
+    return reported
+
+
 def _document(page: _Page) -> Document:
     # A web page is named by its URL, and its citation links back to it (bot/locate.py).
     return Document(page.url, page.text, page.sha256, KIND, (), page.title, page.size)
@@ -303,7 +328,7 @@ def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages
         try:
             queue = [(url, 0) for url in _sitemap_urls(fetcher, source, max_pages, skipped)]
         except (FetchFailed, Gone) as problem:
-            skipped.append(Skipped(source.url, f"sitemap not read: {problem}; its pages are kept as they were"))
+            skipped.append(Skipped(source.url, f"sitemap not read: {problem}{_SITEMAP_KEPT}"))
             return list(known.values())
         max_depth = 0
     else:
@@ -323,7 +348,7 @@ def _refresh_source(store: WebStore, fetcher: Fetcher, source: Source, max_pages
             if previous is None:
                 skipped.append(Skipped(url, str(reason)))
                 continue
-            skipped.append(Skipped(url, f"{reason}; keeping the text fetched before"))
+            skipped.append(Skipped(url, f"{reason}{_KEPT}"))
             page = previous  # and its links as they were, so the rest of the site is still refreshed
         kept[url] = page
         if page is not previous:

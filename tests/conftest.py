@@ -25,6 +25,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     # Settings must come from the test, not from a developer's shell or .env.
     for name in [n for n in os.environ if n.startswith("VERBATIM_")]:
         monkeypatch.delenv(name)
+    # Unset index, cache and feedback paths default to the user's data directory: never the real one.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
 
 

@@ -13,7 +13,7 @@ def seed_index(seed_settings):
 
 def test_build_status_and_ask_with_json(seed_index, capsys):
     assert main(["index", "build", *seed_index]) == EXIT_OK
-    assert "indexed 1 documents" in capsys.readouterr().out
+    assert "indexed 1 document (" in capsys.readouterr().out
     assert main(["index", "build", "--json", *seed_index]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["up_to_date"] is True
     assert main(["index", "status", "--json", *seed_index]) == EXIT_OK
@@ -105,7 +105,7 @@ def test_another_corpus_gets_its_own_index_and_leaves_the_first_one_answering(tm
     assert "twenty-five days" in capsys.readouterr().out
     assert main(["--corpus", str(handbook), "index", "status", "--json"]) == EXIT_OK
     index_dir = json.loads(capsys.readouterr().out)["index_dir"]
-    assert index_dir.startswith(str(tmp_path / "var" / "index" / "corpus-"))
+    assert index_dir.startswith(str(tmp_path / "data" / "index" / "corpus-"))
 
 
 def test_a_bad_top_is_a_usage_error_not_every_candidate(seed_index, capsys):

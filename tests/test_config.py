@@ -32,9 +32,9 @@ def test_each_corpus_has_its_own_default_index_and_all_share_one_cache(tmp_path,
     (tmp_path / "handbook").mkdir()
     seeds, handbook = load_settings(), load_settings(corpus_dir=Path("handbook"))
     assert seeds.index_dir != handbook.index_dir
-    assert seeds.index_dir.parent == handbook.index_dir.parent == Path("var/index")
+    assert seeds.index_dir.parent == handbook.index_dir.parent == tmp_path / "data" / "index"
     assert handbook.index_dir.name.startswith("handbook-")
-    assert seeds.cache_dir == handbook.cache_dir == Path("var/cache")
+    assert seeds.cache_dir == handbook.cache_dir == tmp_path / "data" / "cache"
     # The same corpus named another way (absolute, or from its parent) keeps its index...
     assert load_settings(corpus_dir=tmp_path / "handbook").index_dir == handbook.index_dir
     # ...and a corpus of the same name elsewhere gets another one.

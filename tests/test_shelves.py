@@ -51,8 +51,9 @@ def test_no_shelves_means_one_default_shelf_of_corpus_and_index(tmp_path):
 def test_shelves_from_a_settings_toml_with_derived_index_and_feedback(two_shelves):
     bees, ships = configured_shelves(load_settings())
     assert (bees.name, ships.name) == ("bees", "ships")
-    assert bees.settings.corpus_dir == Path("bees") and bees.settings.index_dir == default_index_dir(Path("bees"))
-    assert bees.settings.feedback_db == Path("var/feedback-bees.sqlite")
+    data_dir = bees.settings.data_dir
+    assert bees.settings.corpus_dir == Path("bees") and bees.settings.index_dir == default_index_dir(Path("bees"), data_dir)
+    assert bees.settings.feedback_db == data_dir / "feedback-bees.sqlite"
     assert ships.settings.index_dir == Path("var/ships-index") and ships.private and not bees.private
     assert bees.uploader_role_ids == {9} and ships.channel_ids == {20}
     assert shelf_named(load_settings(), "ships").settings.corpus_dir == Path("ships")
@@ -149,8 +150,8 @@ def test_shelf_flag_builds_asks_and_lists_each_shelf_apart(two_shelves, capsys):
     assert capsys.readouterr().out == SHIPS
     assert main(["shelf", "list"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("bees: bees -> var/index/bees-") and "(1 documents); read in servers 1" in lines[0]
-    assert lines[1] == "ships: ships -> var/ships-index (1 documents); read in servers 2; channels 20; roles 7"
+    assert lines[0].startswith(f"bees: bees -> {two_shelves}/data/index/bees-") and "(1 document); read in servers 1" in lines[0]
+    assert lines[1] == "ships: ships -> var/ships-index (1 document); read in servers 2; channels 20; roles 7"
     assert main(["feedback", "export", "--shelf", "bees"]) == EXIT_OK
 
 
@@ -222,6 +223,7 @@ def test_an_empty_corpus_setting_is_named_not_taken_for_the_working_directory(tm
 def test_a_shelfs_empty_index_or_feedback_setting_means_unset_not_the_working_directory(tmp_path, monkeypatch):
     blank = {"a": {"corpus_dir": "bees", "index_dir": " ", "feedback_db": ""}}
     monkeypatch.setenv("VERBATIM_SHELVES", json.dumps(blank))
-    (shelf,) = configured_shelves(load_settings())
-    assert shelf.settings.index_dir == default_index_dir(Path("bees"))
-    assert shelf.settings.feedback_db == Path("var/feedback-a.sqlite")
+    settings = load_settings()
+    (shelf,) = configured_shelves(settings)
+    assert shelf.settings.index_dir == default_index_dir(Path("bees"), settings.data_dir)
+    assert shelf.settings.feedback_db == settings.data_dir / "feedback-a.sqlite"

@@ -19,4 +19,4 @@ def test_build_summarises_skips_by_reason_and_verbose_names_each(tmp_path, capsy
     assert "verbatim: skipped bad.txt: binary (contains NUL bytes)" in captured.err.splitlines()
     assert len(captured.err.splitlines()) == 13
     skipped = json.loads(captured.out)["skipped"]
-    assert {"source": "bad.txt", "reason": "binary", "detail": "contains NUL bytes"} in skipped
+    assert {"source": "bad.txt", "reason": "binary", "detail": "contains NUL bytes", "kept": False} in skipped

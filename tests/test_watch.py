@@ -53,8 +53,9 @@ def test_the_watch_filter_ignores_verbatims_own_writes_inside_the_corpus(tmp_pat
     from index.watch import corpus_change_filter
 
     corpus = write_corpus(tmp_path, {"notes.txt": "Notes."})
-    # The default settings, run from inside the corpus: var/index, its cache and the feedback database under it.
+    # The default settings with data_dir inside the corpus: var/index, its cache and the feedback database under it.
     monkeypatch.chdir(corpus)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", "var")
     settings = load_settings(corpus_dir=".")
     accept = corpus_change_filter(settings)
     index = str(settings.index_dir)  # var/index/<corpus>-<hash>

@@ -88,17 +88,21 @@ def test_network_failures_keep_the_previous_text_and_never_empty_the_index(tmp_p
     site.pages["/docs/museum"] = Page(b"", hang=True)
     site.pages["/docs/ferry"] = Page(b"\x89PNG\r\n\x1a\n" + bytes(200), "image/png")
     summary = build_index(settings)
-    reasons = {s.source.rsplit("/", 1)[1]: s.reason for s in summary.skipped}
-    assert reasons == {"bakery": "HTTP 500; keeping the text fetched before",
-                       "museum": "timed out; keeping the text fetched before",
-                       "ferry": "not a web page (image/png); keeping the text fetched before"}
-    assert (summary.unchanged, summary.removed) == (6, 0)
+    reasons = {s.source.rsplit("/", 1)[1]: s.describe() for s in summary.skipped if s.kept}
+    assert reasons == {"bakery": "not refreshed: HTTP 500 (1 page kept as fetched before)",
+                       "museum": "not refreshed: timed out (1 page kept as fetched before)",
+                       "ferry": "not refreshed: not a web page (image/png) (1 page kept as fetched before)"}
+    assert (summary.unchanged, summary.removed, len(summary.skipped)) == (6, 0, 3)
     answer = answer_located(Answerer(settings), "How many loaves of rye bread does the bakery sell?")
     assert "nine hundred loaves" in answer.quotes[0].text
 
     site.pages["/robots.txt"] = Page(b"down", "text/plain", status=503)  # the whole site is unreachable
     down = build_index(settings)
-    assert (down.unchanged, down.removed) == (6, 0) and len(down.skipped) == 6
+    assert (down.unchanged, down.removed) == (6, 0)
+    # Every page failed for the same reason: one line for the source, not one per page.
+    assert [(s.source, s.describe(), s.kept) for s in down.skipped] == [
+        (site.base + "/docs/", "not refreshed: robots.txt could not be read (HTTP 503) (6 pages kept as fetched before)",
+         True)]
 
 
 def test_a_removed_source_leaves_the_index_at_the_next_build(tmp_path, site):
