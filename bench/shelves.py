@@ -33,7 +33,7 @@ from train_selector import SQUAD_ARTICLES  # noqa: E402
 
 from bot.answer import Answerer  # noqa: E402
 from bot.evaluation import EvalQuestion, EvalSet, load_eval_set, select_slice  # noqa: E402
-from bot.selector import MODEL_DIR, SIZE_FEATURES, STACK_FEATURES, write_checksum  # noqa: E402
+from bot.selector import ALL_FEATURES, MODEL_DIR, SIZE_FEATURES, STACK_FEATURES, write_checksum  # noqa: E402
 from config import load_settings  # noqa: E402
 
 ANSWERED = 0.95
@@ -128,8 +128,7 @@ def ask_shelf(shelf: Shelf, fit: bool) -> list[dict]:
         answerer = Answerer(settings)
         if fit:  # evidence over every feature the fit may choose; the decision itself is not used
             selector = answerer.selector
-            everything = (*STACK_FEATURES, *SIZE_FEATURES)
-            selector.calibration = replace(selector.calibration, features=everything, refusal_weights=(0.0,) * len(everything))
+            selector.calibration = replace(selector.calibration, features=ALL_FEATURES, refusal_weights=(0.0,) * len(ALL_FEATURES))
         passages = answerer.searcher.manifest.passages
         records = []
         for question in shelf.questions:
@@ -178,20 +177,31 @@ def mean(values) -> float:
     return round(float(np.mean(values)), 4) if values else 0.0
 
 
+# The evidence each fit reads (columns of ALL_FEATURES); the one that refuses most out-of-corpus questions on
+# its worst fit shelf (every one answering ANSWERED of its own) is shipped.
+VARIANTS = {
+    "without size": STACK_FEATURES,
+    "with size": (*STACK_FEATURES, *SIZE_FEATURES),
+    "with size and the sentence's traits": ALL_FEATURES,
+}
+RECORDS = ROOT / "var" / "shelves" / "fit-records.json"
+
+
 def fit(records: list[dict]) -> dict:
-    """The stacked refusal over STACK_FEATURES and SIZE_FEATURES, fitted so that every size answers ANSWERED of
-    its in-corpus questions, and the not-sure band below it."""
-    named = (*STACK_FEATURES, *SIZE_FEATURES)
+    """The stacked refusal over each of VARIANTS, fitted so that every size answers ANSWERED of its in-corpus
+    questions, and the not-sure band below it."""
+    named = ALL_FEATURES
     sets = {}
     for size in dict.fromkeys(r["size"] for r in records):
         group = [r for r in records if r["size"] == size and not r["unanswerable"]]
         sets[size] = (np.array([r["evidence"] for r in group]), np.array([float(r["in_corpus"]) for r in group]))
     fits = {}
-    for name, columns in (("without size", STACK_FEATURES), ("with size", named)):
+    for name, columns in VARIANTS.items():
         keep = [named.index(f) for f in columns]
         refusal = fit_refusal_on({size: (x[:, keep], y) for size, (x, y) in sets.items()})
         refusal["features"] = list(columns)
         refusal["not_sure_probability"] = not_sure_below(refusal, {size: (x[:, keep], y) for size, (x, y) in sets.items()})
+        refusal["worst_out_of_corpus_refused"] = min(c["out_of_corpus_refused"] for c in refusal["calibration"].values())
         fits[name] = refusal
     return fits
 
@@ -218,26 +228,31 @@ def main() -> int:
     parser.add_argument("--fit", action="store_true", help="fit the refusal on the fit side's shelves")
     parser.add_argument("--name", default="", help="measure into bench/results/shelves-NAME.json")
     parser.add_argument("--only", default="", help="measure only shelves of these sizes (comma-separated)")
+    parser.add_argument("--refit", action="store_true", help=f"fit again on the records of the last --fit ({RECORDS})")
     args = parser.parse_args()
     require_data("tydiqa-en-train.json", "squad2-train-10.json", "squad2-dev-a.json", "squad2-distractors.json")
     started = time.perf_counter()
-    records = []
-    for shelf in shelves("fit" if args.fit else "measure"):
+    records = json.loads(RECORDS.read_text(encoding="utf-8")) if args.refit else []
+    for shelf in () if args.refit else shelves("fit" if args.fit or args.refit else "measure"):
         if args.only and shelf.size.split()[0] not in args.only.split(","):
             continue
         records.extend(ask_shelf(shelf, args.fit))
         print(f"{shelf.name}: {len(records)} questions so far, {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    if not args.fit:
+    if not (args.fit or args.refit):
         name = f"shelves-{args.name}.json" if args.name else "shelves.json"
         write_json_results(name, {"data": __doc__.split("\n\n")[1], "settings": settings_note(),
                                   "seconds": round(time.perf_counter() - started), "sizes": summary(records)})
         return 0
+    if args.fit:
+        RECORDS.parent.mkdir(parents=True, exist_ok=True)
+        RECORDS.write_text(json.dumps(records), encoding="utf-8")
     fits = fit(records)
-    chosen = fits["with size"]
+    choice = max(fits, key=lambda name: fits[name]["worst_out_of_corpus_refused"])
+    chosen = fits[choice]
     write_calibration(chosen)
     set_defaults(selector_min_probability=chosen["min_probability"],
                  selector_not_sure_probability=chosen["not_sure_probability"])
-    write_json_results("shelves-fit.json", {"data": __doc__.split("\n\n")[1], "chosen": "with size", "fits": fits,
+    write_json_results("shelves-fit.json", {"data": __doc__.split("\n\n")[1], "chosen": choice, "fits": fits,
                                             "seconds": round(time.perf_counter() - started)})
     return 0
 

@@ -249,9 +249,10 @@ def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logit
     lifted = replace(judged, boosts=tuple(boosts))
     best = int(np.argmax(lifted.lifted[read]))
     own = list(judged.probabilities) if judged.probabilities is not None else [None] * len(judged.scores)
+    traits = judged.traits[read] if judged.traits is not None else None
     for place, index in enumerate(read):
-        own[index] = calibration.probability(judged.probability, logits, place, passages)
-    evidence = tuple(float(x) for x in calibration.evidence(judged.probability, logits, best, passages))
+        own[index] = calibration.probability(judged.probability, logits, place, passages, traits)
+    evidence = tuple(float(x) for x in calibration.evidence(judged.probability, logits, best, passages, traits))
     return replace(lifted, probability=own[int(read[best])], probabilities=tuple(own), evidence=evidence)
 
 

@@ -155,6 +155,8 @@ class Judgement:
     # quote after the first must pass too, and the refusal's evidence for the best one (bench/shelves.py fits on it).
     probabilities: tuple[float | None, ...] | None = None
     evidence: tuple[float, ...] = ()
+    # Each candidate's names_in_document and dense features, which the stacked refusal may read beside the logits.
+    traits: np.ndarray | None = None
 
     @property
     def lifted(self) -> np.ndarray:
@@ -198,4 +200,4 @@ class Ranker:
         rows = features(question, hits)
         scores = rows @ np.asarray(self.weights)
         z = float(refusal_evidence(scores, rows) @ np.asarray(self.refusal_weights)) + self.refusal_bias
-        return Judgement(scores, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
+        return Judgement(scores, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))), traits=rows[:, [_NAMES, 0]])

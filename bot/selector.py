@@ -34,6 +34,10 @@ STACK_FEATURES = ("ranker_refusal_logit", "best_logit", "logit_margin")
 # relative to the other candidates, so what it is worth shifts as the shelf grows (bench/shelves.py fits
 # these across shelves of one document to thousands of passages).
 SIZE_FEATURES = ("log_passages", *(f"{name}*log_passages" for name in STACK_FEATURES))
+# Of the read sentence itself, whatever the shelf's size: the share of the question's names its document's
+# candidates hold, and its cosine to the question (the ranker's features names_in_document and dense).
+TRAIT_FEATURES = ("names_found", "dense", "names_found*log_passages", "dense*log_passages")
+ALL_FEATURES = (*STACK_FEATURES, *SIZE_FEATURES, *TRAIT_FEATURES)
 # The passage reader's calibration names the selector's refusal logit first; it stands where the ranker's does.
 _PRIOR_ALIASES = {"selector_refusal_logit": "ranker_refusal_logit"}
 
@@ -66,16 +70,18 @@ class Calibration:
         rescored[read] += self.lifts(logits)
         return rescored
 
-    def probability(self, ranker_probability: float, logits: np.ndarray, best: int, passages: int = 1) -> float:
+    def probability(self, ranker_probability: float, logits: np.ndarray, best: int, passages: int = 1,
+                    traits: np.ndarray | None = None) -> float:
         """The probability that the read candidate at position `best` of `logits` answers, on a shelf of
-        `passages` indexed passages."""
-        evidence = self.evidence(ranker_probability, logits, best, passages)
+        `passages` indexed passages (`traits`: each read candidate's names_found and dense)."""
+        evidence = self.evidence(ranker_probability, logits, best, passages, traits)
         z = float(evidence @ np.asarray(self.refusal_weights)) + self.refusal_bias
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
-    def evidence(self, ranker_probability: float, logits: np.ndarray, best: int, passages: int = 1) -> np.ndarray:
+    def evidence(self, ranker_probability: float, logits: np.ndarray, best: int, passages: int = 1,
+                 traits: np.ndarray | None = None) -> np.ndarray:
         """This calibration's `features` for one candidate."""
-        return stack_evidence(ranker_probability, logits, best, passages, self.features)
+        return stack_evidence(ranker_probability, logits, best, passages, self.features, traits)
 
     @staticmethod
     def stack_evidence(ranker_probability: float, logits: np.ndarray, best: int) -> np.ndarray:
@@ -84,12 +90,15 @@ class Calibration:
 
 
 def stack_evidence(prior_probability: float, logits: np.ndarray, best: int, passages: int = 1,
-                   features: Sequence[str] = STACK_FEATURES) -> np.ndarray:
-    """`features` (of STACK_FEATURES and SIZE_FEATURES) for the read candidate at `best`, after a stage whose
-    refusal gave `prior_probability`, on a shelf of `passages` passages."""
+                   features: Sequence[str] = STACK_FEATURES, traits: np.ndarray | None = None) -> np.ndarray:
+    """`features` (of ALL_FEATURES) for the read candidate at `best`, after a stage whose refusal gave
+    `prior_probability`, on a shelf of `passages` passages; `traits` holds each read candidate's
+    names_found and dense (unknown: all names found, cosine 0)."""
     others = np.delete(logits, best)
+    names, dense = (float(traits[best][0]), float(traits[best][1])) if traits is not None else (1.0, 0.0)
     base = {"ranker_refusal_logit": log_odds(prior_probability), "best_logit": float(logits[best]),
-            "logit_margin": float(logits[best] - (others.max() if len(others) else 0.0))}
+            "logit_margin": float(logits[best] - (others.max() if len(others) else 0.0)),
+            "names_found": names, "dense": dense}
     size = math.log(max(passages, 1))
     named = {**base, "log_passages": size, **{f"{name}*log_passages": value * size for name, value in base.items()}}
     return np.array([named[_PRIOR_ALIASES.get(name, name)] for name in features])
@@ -140,7 +149,7 @@ def read_calibration(directory: Path, what: str = "answer selector", fitted_by: 
     try:
         features = tuple(stored.get("refusal_features", STACK_FEATURES))
         weights = tuple(float(w) for w in stored["refusal_weights"])
-        if len(weights) != len(features) or not set(features) <= {*STACK_FEATURES, *SIZE_FEATURES, *_PRIOR_ALIASES}:
+        if len(weights) != len(features) or not set(features) <= {*ALL_FEATURES, *_PRIOR_ALIASES}:
             raise ValueError(f"{len(weights)} weights over features {features}")
         return Calibration(float(stored["logit_weight"]), weights, float(stored["refusal_bias"]), features)
     except (KeyError, TypeError, ValueError) as error:
