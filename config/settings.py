@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     link_base: str | None = None
     # Named shelves (bot/shelves.py); none: one shelf, "default", of corpus_dir and index_dir.
     shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
+    # `verbatim doctor` fails when the index's or cache's disk has less free than this (MB).
+    doctor_min_free_mb: float = Field(1024, ge=0)
 
     @property
     def cache_path(self) -> Path:
