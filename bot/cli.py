@@ -219,6 +219,11 @@ def _parser() -> argparse.ArgumentParser:
     export = feedback_commands.add_parser("export", help="write the feedback as JSONL", parents=[common])
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=_feedback_export)
+    feedback_report = feedback_commands.add_parser(
+        "report", help="what the documents are missing: unanswered questions, quotes voted down", parents=[common])
+    feedback_report.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    feedback_report.set_defaults(handler=_feedback_report)
+
     doctor = commands.add_parser(
         "doctor", help="check what the Discord bot needs (token, servers, indexes, models, disk)",
         description="One line per check: ✓ fine, ! worth knowing, ✗ must be fixed (then exit 2). "
@@ -496,6 +501,14 @@ def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
         print(f"wrote {len(lines)} feedback records to {arguments.output}", file=sys.stderr)
     else:
         sys.stdout.writelines(lines)
+    return EXIT_OK
+
+
+def _feedback_report(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.report import feedback_report, report_lines
+
+    report = feedback_report(settings.feedback_db, settings.feedback_report_top)
+    print(json.dumps(report, ensure_ascii=False) if arguments.json else "\n".join(report_lines(report)))
     return EXIT_OK
 
 

@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     shelves: dict[str, ShelfSettings] = Field(default_factory=dict)
     # `verbatim doctor` fails when the index's or cache's disk has less free than this (MB).
     doctor_min_free_mb: float = Field(1024, ge=0)
+    # How many refused questions, down-voted quotes and documents `feedback report` and /report list.
+    feedback_report_top: int = Field(10, ge=1, le=25)
 
     @property
     def cache_path(self) -> Path:
