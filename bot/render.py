@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from bot.types import Answer, Quote
 
@@ -36,11 +37,11 @@ def cited(quote: Quote, hyperlinks: bool) -> str:
     return f"{quote.citation()} <{quote.url}>"
 
 
-def refusal_line(answer: Answer) -> str:
-    """The refusal, naming the closest passage so the user can check it themselves."""
+def refusal_line(answer: Answer, cite: Callable[[Quote], str] = Quote.citation) -> str:
+    """The refusal, naming the closest passage (as `cite` writes a citation) so the user can check it themselves."""
     if answer.closest is None:
         return REFUSAL
-    return f"{REFUSAL} Closest passage: {answer.closest.citation()}"
+    return f"{REFUSAL} Closest passage: {cite(answer.closest)}"
 
 
 def render_json(answer: Answer) -> str:
