@@ -146,3 +146,11 @@ async def test_a_refused_question_is_recorded_and_reported_to_moderators_only(bo
 async def test_an_answered_question_is_not_among_the_unanswered(bot):
     await dispatch(bot, FakeInteraction(bot, "ask", {"question": "How many eggs does the queen lay a day?"}))
     assert feedback_report(bot.settings.feedback_db)["unanswered"] == []
+
+
+async def test_a_mention_the_documents_do_not_answer_is_recorded_too(bot):
+    bot.settings = bot.settings.model_copy(update={"discord_mention_threads": False})  # dpytest has no threads
+    await dpytest.message(f"<@{bot.user.id}> Who won the football World Cup in 2022?")
+    assert "don't answer" in dpytest.get_message().embeds[0].description
+    (item,) = feedback_report(bot.settings.feedback_db)["unanswered"]
+    assert item["question"] == "Who won the football World Cup in 2022?" and item["refused"] == 1
