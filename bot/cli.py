@@ -238,6 +238,17 @@ def _parser() -> argparse.ArgumentParser:
     export = feedback_commands.add_parser("export", help="write the feedback as JSONL", parents=[common])
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=_feedback_export)
+    feedback_report = feedback_commands.add_parser(
+        "report", help="what the documents are missing: unanswered questions, quotes voted down", parents=[common])
+    feedback_report.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    feedback_report.set_defaults(handler=_feedback_report)
+
+    doctor = commands.add_parser(
+        "doctor", help="check what the Discord bot needs (token, servers, indexes, models, disk)",
+        description="One line per check: ✓ fine, ! worth knowing, ✗ must be fixed (then exit 2). "
+        "Offline unless --network; usable as a container health check.")
+    doctor.add_argument("--network", action="store_true", help="also log in to Discord with the token")
+    doctor.set_defaults(handler=_doctor)
 
     shelf = commands.add_parser("shelf", help="the configured shelves (corpora and who may read them)")
     shelf_commands = shelf.add_subparsers(metavar="ACTION")
@@ -520,6 +531,27 @@ def _feedback_export(settings: Settings, arguments: argparse.Namespace) -> int:
     else:
         sys.stdout.writelines(lines)
     return EXIT_OK
+
+
+def _feedback_report(settings: Settings, arguments: argparse.Namespace) -> int:
+    from bot.report import feedback_report, report_lines
+
+    report = feedback_report(settings.feedback_db, settings.feedback_report_top)
+    print(json.dumps(report, ensure_ascii=False) if arguments.json else "\n".join(report_lines(report)))
+    return EXIT_OK
+
+
+def _doctor(settings: Settings, arguments: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.doctor import login_check, offline_checks
+
+    checks = offline_checks(settings)
+    if arguments.network:
+        checks += asyncio.run(login_check(settings))
+    for check in checks:
+        print(check.line(), flush=True)
+    return EXIT_ERROR if any(check.failed for check in checks) else EXIT_OK
 
 
 def _shelf_list(settings: Settings, arguments: argparse.Namespace) -> int:

@@ -471,6 +471,8 @@ class VerbatimBot(discord.Client):
             message = await send_answer(interaction, embed=embed, view=view)
             if answer.answered:
                 await asyncio.to_thread(shelf.feedback.remember, message.id, answer)
+            else:
+                await asyncio.to_thread(shelf.feedback.remember_unanswered, answer)
 
         @self.tree.command(name="source", description="Show what is indexed about one document")
         @app_commands.describe(document="The document's path in the corpus")
@@ -520,6 +522,18 @@ class VerbatimBot(discord.Client):
                 return
             async with shelf.building:
                 await bot.reindex(interaction, shelf)
+
+        @self.tree.command(name="report", description="What the documents here are missing: unanswered questions, "
+                           "quotes voted down (moderators)")
+        @app_commands.default_permissions(manage_guild=True)
+        @app_commands.check(bot.is_admin)
+        async def report(interaction: discord.Interaction) -> None:
+            from bot.report import feedback_report, report_embed
+
+            shelf = bot.open_shelf(interaction)
+            found = await asyncio.to_thread(feedback_report, shelf.shelf.settings.feedback_db,
+                                            bot.settings.feedback_report_top)
+            await interaction.response.send_message(embed=report_embed(found, shelf.shelf.name), ephemeral=True)
 
         @self.tree.command(name="add", description="Add documents to the documents here (moderators)")
         @app_commands.describe(file="A document: PDF, Word, PowerPoint, OpenDocument, EPUB, HTML, Markdown, text",
@@ -681,6 +695,8 @@ class VerbatimBot(discord.Client):
         self.conversations.remember(turn, sent.id, *([thread_id] if thread_id is not None else []))
         if answer.answered:
             await asyncio.to_thread(shelf.feedback.remember, sent.id, answer)
+        else:
+            await asyncio.to_thread(shelf.feedback.remember_unanswered, answer)
 
     def _conversation_of(self, message: discord.Message) -> Turn | None:
         """The turn a message follows up: the answer it replies to, else the last answer in its thread."""

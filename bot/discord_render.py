@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import discord
 
@@ -31,6 +32,8 @@ REFUSED = discord.Colour.light_grey()
 # "Not sure": neutral, unlike an answer's green or gold, and unlike a refusal's grey.
 NOT_SURE_COLOUR = discord.Colour.blurple()
 SCORE_BAR_LOW = 0.8
+# What the bar under each quote means, said once in the footer.
+SCORE_BAR_LEGEND = "▰ strength of the match"
 
 
 def safe(text: str) -> str:
@@ -98,7 +101,7 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
         return not_sure_embed(answer, title, footer, stale)
     if not answer.answered:
         # The closest passage is named so people can check, never quoted as if it answered.
-        refusal = refusal_line(answer) + (f"\n{stale}" if stale else "")
+        refusal = refusal_line(answer, shown_citation) + (f"\n{stale}" if stale else "")
         embed = discord.Embed(title=title, description=fit(refusal, DESCRIPTION_MAX), colour=REFUSED)
         embed.set_footer(text=f"{answer.took_ms:.0f} ms")  # nothing was quoted
         return embed
@@ -106,20 +109,21 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
     # The note goes first, so the quotes that fit are counted with it.
     note = fit(stale, 500) if stale else ""
     embed = discord.Embed(title=title, description=note or None, colour=CONFIDENT if sure else TENTATIVE)
-    embed.set_footer(text=footer)
+    embed.set_footer(text=f"{footer} · {SCORE_BAR_LEGEND}")  # counted in the embed's total as fields are added
     for quote in answer.quotes:
         if len(embed.fields) == FIELDS_MAX:
             break
-        name = clip(quote.citation(), FIELD_NAME_MAX)
+        name = clip(shown_citation(quote), FIELD_NAME_MAX)
         link = source_link(quote)
         value = f"{block_quote(quote.text)}\n{link + ' · ' if link else ''}{score_bar(quote.score)}"
         if len(value) > FIELD_VALUE_MAX or len(embed) + len(name) + len(value) > EMBED_TOTAL_MAX:
             continue  # never cut a quote: show fewer
         embed.add_field(name=name, value=value, inline=False)
     if not embed.fields:
+        embed.set_footer(text=footer)  # no bar shown
         # Even the best quote is too long for a field: give it the description alone, or say so.
         quote = answer.quotes[0]
-        citation = fit(quote.citation(), CITATION_MAX)
+        citation = fit(shown_citation(quote), CITATION_MAX)
         text = block_quote(quote.text) + f"\n— **{citation}** {source_link(quote)}".rstrip()
         room = DESCRIPTION_MAX - (len(note) + 2 if note else 0)
         text = text if len(text) <= room else (
@@ -132,7 +136,7 @@ def answer_embed(answer: Answer, confident_above: float) -> discord.Embed:
 def not_sure_embed(answer: Answer, title: str, footer: str, stale: str = "") -> discord.Embed:
     """The closest passage, verbatim, under a plain caveat; named only if it is too long to show."""
     quote = answer.closest
-    citation = fit(quote.citation(), CITATION_MAX)
+    citation = fit(shown_citation(quote), CITATION_MAX)
     note = f"\n{fit(stale, 500)}" if stale else ""
     text = f"{NOT_SURE}\n{block_quote(quote.text)}\n— **{citation}** {source_link(quote)}".rstrip() + note
     if len(text) > DESCRIPTION_MAX:
@@ -140,6 +144,15 @@ def not_sure_embed(answer: Answer, title: str, footer: str, stale: str = "") -> 
     embed = discord.Embed(title=title, description=text, colour=NOT_SURE_COLOUR)
     embed.set_footer(text=footer)
     return embed
+
+
+def shown_citation(quote: Quote) -> str:
+    """Where a quote is from, as Discord shows it: a file's citation as on the command line; a web page's
+    host and section, with no line number (its lines are the extracted text's, not the page's; the link opens it)."""
+    if "://" not in quote.source or quote.page is not None or quote.slide is not None:
+        return quote.citation()
+    host = urlsplit(quote.source).hostname or quote.source
+    return f"{host} ({quote.section})" if quote.section else host
 
 
 def source_link(quote: Quote) -> str:
@@ -154,7 +167,7 @@ def source_link(quote: Quote) -> str:
 
 def context_text(quote: Quote, document_text: str, around: int = 300) -> str:
     """The passage around a quote, the quote in bold, within a message's limit."""
-    citation = f"**{fit(quote.citation(), CITATION_MAX)}**"
+    citation = f"**{fit(shown_citation(quote), CITATION_MAX)}**"
     while True:
         before = document_text[max(0, quote.start - around) : quote.start]
         after = document_text[quote.end : quote.end + around]

@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     message_id INTEGER NOT NULL, user_hash TEXT NOT NULL, vote INTEGER NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (message_id, user_hash)
 );
+CREATE TABLE IF NOT EXISTS unanswered (
+    question TEXT NOT NULL, outcome TEXT NOT NULL, created_at REAL NOT NULL
+);
 """
 
 
@@ -121,9 +124,18 @@ class FeedbackStore:
                 "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", (message_id, answer.question, quotes, self._clock())
             )
 
+    def remember_unanswered(self, answer: Answer) -> None:
+        """Record a question the documents did not answer (refused or "not sure"): the gaps to fill.
+        Only its text and outcome, as an answer's question is kept; nothing about who asked."""
+        with self._lock, self._connection:
+            self._forget_old()
+            self._connection.execute("INSERT INTO unanswered VALUES (?, ?, ?)",
+                                     (answer.question, answer.outcome, self._clock()))
+
     def _forget_old(self) -> None:
         cutoff = self._clock() - self._retention_seconds
         self._connection.execute("DELETE FROM answers WHERE created_at < ?", (cutoff,))
+        self._connection.execute("DELETE FROM unanswered WHERE created_at < ?", (cutoff,))
         # A vote goes with its answer: without the question it means nothing.
         self._connection.execute(
             "DELETE FROM feedback WHERE at < ? OR message_id NOT IN (SELECT message_id FROM answers)", (cutoff,)

@@ -48,11 +48,11 @@ def cited(quote: Quote, hyperlinks: bool) -> str:
     return f"{quote.citation()} <{quote.url}>"
 
 
-def refusal_line(answer: Answer) -> str:
-    """The refusal, naming the closest passage so the user can check it themselves."""
+def refusal_line(answer: Answer, cite: Callable[[Quote], str] = Quote.citation) -> str:
+    """The refusal, naming the closest passage (as `cite` writes a citation) so the user can check it themselves."""
     if answer.closest is None:
         return REFUSAL
-    return f"{REFUSAL} Closest passage: {answer.closest.citation()}"
+    return f"{REFUSAL} Closest passage: {cite(answer.closest)}"
 
 
 def stale_line(sources: tuple[str, ...], command: str, named: int = 3) -> str:

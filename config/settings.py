@@ -222,6 +222,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(description=(
         "Where index_dir, cache_dir and feedback_db live when they are unset, whatever directory a command runs in. "
         "Unset: the platform's user data directory (~/.local/share/verbatim on Linux, or $XDG_DATA_HOME/verbatim)."))
+    doctor_min_free_mb: float = Field(1024, ge=0, description=(
+        "`verbatim doctor` fails when the disk holding an index or the cache has less free space than this many MB."))
+    feedback_report_top: int = Field(10, ge=1, le=25, description=(
+        "How many refused or not-sure questions, down-voted quotes and documents `feedback report` and /report list."))
 
     @property
     def cache_path(self) -> Path:

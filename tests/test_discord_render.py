@@ -121,3 +121,24 @@ def test_a_very_long_citation_still_fits_everywhere():
     short = Quote("Short.", source, 0, 6, 1, 1.0)
     check_payload(context_text(short, "Short."), [])
     check_payload(context_text(huge, huge.text), [])
+
+
+def test_the_score_bar_has_a_legend_where_it_is_shown():
+    shown = answer_embed(Answer("q", True, (quote("A short answer."),), 5.0), 1.52)
+    assert "▰" in shown.fields[0].value and shown.footer.text.endswith("· ▰ strength of the match")
+    refusal = answer_embed(Answer("q", False, (), 5.0), 1.52)
+    assert "▰" not in refusal.footer.text
+
+
+def test_web_pages_are_cited_by_host_and_section_without_a_line_number():
+    page = Quote("The ferry leaves at eleven.", "https://harbour.example.org/notes/ferry", 0, 27, 7, 1.5,
+                 section="Timetable", url="https://harbour.example.org/notes/ferry#:~:text=ferry")
+    embed = answer_embed(Answer("q", True, (page,), 5.0), 1.52)
+    assert embed.fields[0].name == "harbour.example.org (Timetable)"
+    assert "[ferry](https://harbour.example.org/notes/ferry#:~:text=ferry)" in embed.fields[0].value
+    refusal = answer_embed(Answer("q", False, (), 5.0, closest=page), 1.52)
+    assert refusal.description.endswith("Closest passage: harbour.example.org (Timetable)")
+    unsure = answer_embed(Answer("q", False, (), 5.0, closest=page, not_sure=True), 1.52)
+    assert "line 7" not in unsure.description + context_text(page, "The ferry leaves at eleven.")
+    # A file keeps the command line's citation.
+    assert answer_embed(Answer("q", True, (quote("Short."),), 5.0), 1.52).fields[0].name == "doc.txt:1"
