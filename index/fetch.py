@@ -176,6 +176,8 @@ class Fetcher:
             target = quote(target, safe="/?&=%:@!$'()*+,;~")  # a link's non-ASCII or spaces, percent-encoded
             connection.request("GET", target, headers={"User-Agent": USER_AGENT, **headers})
             yield _Exchange(connection.getresponse(), deadline)
+        except Unreachable:
+            raise
         except (OSError, ValueError, http.client.HTTPException) as error:  # ValueError: a header http.client refuses
             if deadline.expired.is_set() or isinstance(error, TimeoutError):
                 raise FetchFailed("timed out") from error
@@ -209,7 +211,11 @@ class Fetcher:
                 connection = http.client.HTTPConnection(parts.hostname, port, timeout=self._timeout)
             connection.sock = sock
             return connection
-        raise error
+        if isinstance(error, TimeoutError):
+            raise error
+        # No address took the connection: the site itself is unreachable, not one page of it.
+        why = error.strerror or str(error)
+        raise Unreachable(f"cannot connect to {parts.hostname}:{port} ({why[:1].lower() + why[1:]})") from error
 
     def _resolve(self, url: str) -> list[str]:
         parts = urlsplit(url)
@@ -280,6 +286,8 @@ class Fetcher:
                     if not 200 <= status < 300:
                         return FetchFailed(f"HTTP {status}")
                     body = _read(exchange, ROBOTS_MAX_BYTES)
+            except Unreachable as failure:
+                return failure  # the site itself: _check_robots reports it as such
             except (FetchFailed, Gone) as failure:
                 return FetchFailed(str(failure))
             text = body[:ROBOTS_MAX_BYTES].decode("utf-8", errors="replace")
