@@ -80,7 +80,7 @@ def test_a_stale_index_fails(shelf):
 
 def test_every_shelf_is_checked(shelf, tmp_path):
     shelves = {"bees": {"corpus_dir": shelf / "corpus", "index_dir": shelf / "index", "guild_ids": [100]},
-               "empty": {"corpus_dir": shelf / "corpus", "index_dir": tmp_path / "nowhere", "guild_ids": [101]}}
+               "empty": {"corpus_dir": tmp_path / "unbuilt", "index_dir": tmp_path / "nowhere", "guild_ids": [101]}}
     checks = offline_checks(make_settings(shelf, **GOOD, shelves=shelves))
     assert [check.mark for check in checks if check.what.startswith("index of shelf")] == [OK, FAIL]
 
