@@ -3,7 +3,8 @@
 A shelf is a corpus of N indexed passages: one article alone, tens, hundreds, thousands. Each is built from
 articles whose questions are asked (some articles left off the shelf, so their questions are out of corpus)
 and distractor articles whose questions are ignored. Two sides never meet:
-- fitting (`--fit`) asks TyDi QA's calib slice and the SQuAD 2.0 train articles the selector never saw, with
+- fitting (`--fit`) asks TyDi QA's calib slice and the SQuAD 2.0 train articles the selector never saw (every
+  third paragraph left out, so its questions are on-topic and unanswerable), with
   distractors from TyDi's train slice (even hash bucket) and the SQuAD train articles the selector trained on;
 - measuring asks TyDi's test slice and SQuAD 2.0 dev, with distractors from TyDi's train slice (odd bucket),
   SQuAD's distractor paragraphs and SQuAD dev; the "large" shelf adds every other paragraph the data holds
@@ -32,7 +33,7 @@ from fit_ranker import fit_refusal_on  # noqa: E402
 from train_selector import SQUAD_ARTICLES  # noqa: E402
 
 from bot.answer import Answerer  # noqa: E402
-from bot.evaluation import EvalQuestion, EvalSet, load_eval_set, select_slice  # noqa: E402
+from bot.evaluation import EvalQuestion, EvalSet, article_file_name, load_eval_set, select_slice  # noqa: E402
 from bot.selector import ALL_FEATURES, MODEL_DIR, SIZE_FEATURES, STACK_FEATURES, write_checksum  # noqa: E402
 from config import load_settings  # noqa: E402
 
@@ -85,6 +86,27 @@ def one_document_shelves(eval_set: EvalSet, count: int, per_article: int | None 
                     own + questions_of(eval_set, [other], per_article or PER_SHELF), frozenset({other}))
 
 
+def with_paragraphs_left_out(path: Path, titles: set[str], every: int = 3) -> EvalSet:
+    """SQuAD articles (of `titles`) with every `every`th paragraph left out: the questions of a paragraph left
+    out are on-topic but unanswerable on the article's shelf (as SQuAD 2.0's are), the others answerable."""
+    articles, questions = {}, []
+    for number, article in enumerate(json.loads(path.read_text(encoding="utf-8"))["data"]):
+        title = article_file_name(article.get("title") or f"article-{number}")
+        if title not in titles:
+            continue
+        kept = []
+        for place, paragraph in enumerate(article["paragraphs"]):
+            left_out = place % every == every - 1
+            if not left_out:
+                kept.append(paragraph["context"].strip())
+            for qa in paragraph.get("qas", []):
+                if not qa.get("is_impossible"):
+                    answers = () if left_out else tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                    questions.append(EvalQuestion(qa["question"], answers, title))
+        articles[title] = "\n\n".join(kept) + "\n"
+    return EvalSet(articles, tuple(questions))
+
+
 def shelves(side: str) -> Iterator[Shelf]:
     """The shelves of one side ("fit" or "measure"), smallest first."""
     tydi = load_eval_set(DATA / "tydiqa-en-train.json")
@@ -93,7 +115,8 @@ def shelves(side: str) -> Iterator[Shelf]:
         asked = select_slice(tydi, "calib")
         squad_train = load_eval_set(DATA / "squad2-train-10.json")
         squad_titles = list(squad_train.articles)
-        squad = EvalSet(articles_of(squad_train, lambda t: t in squad_titles[SQUAD_ARTICLES:]), squad_train.questions)
+        # Its unanswerable questions are all in articles the selector trained on: make the unseen ones' instead.
+        squad = with_paragraphs_left_out(DATA / "squad2-train-10.json", set(squad_titles[SQUAD_ARTICLES:]))
         distractors = {**articles_of(train, lambda t: bucket(t) == 0),
                        **articles_of(squad_train, lambda t: t in squad_titles[:SQUAD_ARTICLES])}
         large = {"thousands": distractors}
@@ -106,7 +129,8 @@ def shelves(side: str) -> Iterator[Shelf]:
                       **load_eval_set(DATA / "squad2-train-10.json").articles}
         large = {"thousands": distractors, "large (shares the fit's distractors)": everything}
     yield from one_document_shelves(asked, ONE_DOCUMENT_SHELVES)
-    yield from one_document_shelves(squad, len(squad.articles), SQUAD_PER_ARTICLE, unanswerable=side == "measure")
+    # SQuAD's on-topic unanswerable questions, asked of their own article, are out of corpus on both sides.
+    yield from one_document_shelves(squad, len(squad.articles), SQUAD_PER_ARTICLE, unanswerable=True)
     titles = list(asked.articles)
     # A third of the articles stay off every multi-article shelf: their questions are out of corpus.
     off = titles[len(titles) * 2 // 3:]
@@ -193,7 +217,7 @@ def fit(records: list[dict]) -> dict:
     named = ALL_FEATURES
     sets = {}
     for size in dict.fromkeys(r["size"] for r in records):
-        group = [r for r in records if r["size"] == size and not r["unanswerable"]]
+        group = [r for r in records if r["size"] == size]
         sets[size] = (np.array([r["evidence"] for r in group]), np.array([float(r["in_corpus"]) for r in group]))
     fits = {}
     for name, columns in VARIANTS.items():
