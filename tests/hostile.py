@@ -11,6 +11,7 @@ import zipfile
 import zlib
 
 from tests.documents import make_docx, make_epub, make_pptx
+from tests.pdfs import pdf_file
 
 LINE = "The quick brown fox jumps over the lazy dog while the band plays on."
 
@@ -37,16 +38,7 @@ def shared_stream_pdf(pages: int, stream_bytes: int) -> bytes:
                  f">> >> /Contents {content_id} 0 R >>").encode() for _ in page_ids]
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     objects.append(f"<< /Length {len(packed)} /Filter /FlateDecode >>\nstream\n".encode() + packed + b"\nendstream")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def malformed_docx() -> bytes:

@@ -19,6 +19,11 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         )
         objects.append(f"<< /Length {len(content)} >>\nstream\n{content}\nendstream".encode())
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    return pdf_file(objects)
+
+
+def pdf_file(objects: list[bytes]) -> bytes:
+    """The objects (numbered from 1; the first the catalog) as a PDF file with its cross-reference table."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):

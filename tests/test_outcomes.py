@@ -12,21 +12,10 @@ from bot.discord_render import NOT_SURE_COLOUR, answer_embed
 from bot.render import NOT_SURE, render_text
 from bot.selector import SIZE_FEATURES, STACK_FEATURES, Calibration, stack_evidence
 from bot.types import Answer, Quote
-from index.build import build_index
 from index.search import Hit
-from tests.conftest import make_settings, write_corpus
-from tests.test_selector import HANDBOOK
+from tests.test_selector import handbook  # noqa: F401  (the fixture)
 
 QUOTE = Quote("Leave is booked in the HR portal.", "handbook.md", 80, 113, 3, 1.2)
-
-
-@pytest.fixture(scope="module")
-def handbook(tmp_path_factory):
-    root = tmp_path_factory.mktemp("handbook")
-    write_corpus(root, HANDBOOK)
-    settings = make_settings(root, selector=True, ranker=True, reader=False)
-    build_index(settings)
-    return Answerer(settings)
 
 
 def _document_text(answerer: Answerer, quote: Quote) -> str:
