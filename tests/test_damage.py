@@ -77,8 +77,9 @@ def test_a_damaged_live_generation_falls_back_to_the_previous_one_and_says_so(tw
     live = store.current_generation(two_generations.index_dir)
     truncate(live / store.METADATA)
     result = verbatim(two_generations, "ask", QUESTION)
-    assert result.returncode == 0, result.stderr
-    # The previous generation answers, but its text of cat.txt (sardines) is no longer the file's: withheld.
+    # The previous generation answers, but its text of cat.txt (sardines) is no longer the file's: withheld, and
+    # nothing else passes the answer gate, so the question is not answered (exit 1) and the note says why.
+    assert result.returncode == 1, result.stderr
     assert "sardines" not in result.stdout and "Index is out of date: cat.txt changed" in result.stdout
     warning, = result.stderr.strip().splitlines()
     assert warning.startswith("verbatim: warning: the live index is damaged") and "previous intact index" in warning
@@ -89,7 +90,7 @@ def test_a_garbage_model_in_the_live_generation_falls_back_too(two_generations):
     (live / MODEL_FILE).unlink()
     (live / MODEL_FILE).write_bytes(b"not an onnx model")
     result = verbatim(two_generations, "ask", QUESTION)
-    assert result.returncode == 0 and "Index is out of date: cat.txt changed" in result.stdout, result.stderr
+    assert result.returncode == 1 and "Index is out of date: cat.txt changed" in result.stdout, result.stderr
     assert "sardines" not in result.stdout
     assert "damaged" in result.stderr
 
