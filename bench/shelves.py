@@ -78,10 +78,9 @@ def one_document_shelves(eval_set: EvalSet, count: int, per_article: int | None 
     titles = [t for t in eval_set.articles if any(q.article == t and q.answers for q in eval_set.questions)][:count]
     for number, title in enumerate(titles):
         other = titles[(number + 1) % len(titles)]
-        own = questions_of(eval_set, [title], per_article or PER_SHELF, answerable_only=not unanswerable)
-        if per_article and unanswerable:  # as many answerable as unanswerable of its own, then the other's
-            own = questions_of(eval_set, [title], per_article) + tuple(
-                q for q in eval_set.questions if q.article == title and not q.answers)[:per_article // 2]
+        own = questions_of(eval_set, [title], per_article or PER_SHELF)
+        if unanswerable:  # then half as many of its own unanswerable ones
+            own += tuple(q for q in eval_set.questions if q.article == title and not q.answers)[:(per_article or PER_SHELF) // 2]
         yield Shelf(f"one-{number}", "one document", {title: eval_set.articles[title]},
                     own + questions_of(eval_set, [other], per_article or PER_SHELF), frozenset({other}))
 
@@ -257,7 +256,7 @@ def main() -> int:
     require_data("tydiqa-en-train.json", "squad2-train-10.json", "squad2-dev-a.json", "squad2-distractors.json")
     started = time.perf_counter()
     records = json.loads(RECORDS.read_text(encoding="utf-8")) if args.refit else []
-    for shelf in () if args.refit else shelves("fit" if args.fit or args.refit else "measure"):
+    for shelf in () if args.refit else shelves("fit" if args.fit else "measure"):
         if args.only and shelf.size.split()[0] not in args.only.split(","):
             continue
         records.extend(ask_shelf(shelf, args.fit))

@@ -250,10 +250,11 @@ def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logit
     best = int(np.argmax(lifted.lifted[read]))
     own = list(judged.probabilities) if judged.probabilities is not None else [None] * len(judged.scores)
     traits = judged.traits[read] if judged.traits is not None else None
+    evidence = [calibration.evidence(judged.probability, logits, place, passages, traits) for place in range(len(read))]
     for place, index in enumerate(read):
-        own[index] = calibration.probability(judged.probability, logits, place, passages, traits)
-    evidence = tuple(float(x) for x in calibration.evidence(judged.probability, logits, best, passages, traits))
-    return replace(lifted, probability=own[int(read[best])], probabilities=tuple(own), evidence=evidence)
+        own[index] = calibration.probability_of(evidence[place])
+    return replace(lifted, probability=own[int(read[best])], probabilities=tuple(own),
+                   evidence=tuple(float(x) for x in evidence[best]))
 
 
 def order(hit: Hit) -> float:

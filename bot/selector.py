@@ -74,7 +74,10 @@ class Calibration:
                     traits: np.ndarray | None = None) -> float:
         """The probability that the read candidate at position `best` of `logits` answers, on a shelf of
         `passages` indexed passages (`traits`: each read candidate's names_found and dense)."""
-        evidence = self.evidence(ranker_probability, logits, best, passages, traits)
+        return self.probability_of(self.evidence(ranker_probability, logits, best, passages, traits))
+
+    def probability_of(self, evidence: np.ndarray) -> float:
+        """The probability that a candidate with this `evidence` (over `features`) answers."""
         z = float(evidence @ np.asarray(self.refusal_weights)) + self.refusal_bias
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
