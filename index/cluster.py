@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed import OnnxEmbedder, embed_in_batches
+from index.embed import FILES, OnnxEmbedder, embed_in_batches
 from index.errors import ClusterUnavailable
 from index.load import CorpusFile
-from index.onnx_export import FILES
 from index.sandbox import ExtractLimits, read_files
 from index.types import Document, Skipped
 

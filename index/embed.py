@@ -12,6 +12,11 @@ import numpy as np
 from index.errors import ModelUnavailable
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# The files of an ONNX export, as index/onnx_export.py writes them and OnnxEmbedder reads them.
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "embedder.json"
+FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
 
 ProgressCallback = Callable[[int], None]
 
@@ -74,8 +79,6 @@ class OnnxEmbedder:
 
         import onnxruntime
         from tokenizers import Tokenizer
-
-        from index.onnx_export import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
 
         try:
             files = files or {name: (directory / name).read_bytes() for name in (CONFIG_FILE, TOKENIZER_FILE)}

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
-from index.embed import OnnxEmbedder, load_embedder, resolve_model
+from index.embed import FILES, OnnxEmbedder, load_embedder, resolve_model
 from index.errors import ModelUnavailable
 from index.notice import warn
-from index.onnx_export import FILES, PER_CHANNEL, NotExportable, export
+from index.onnx_export import PER_CHANNEL, NotExportable, export
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 

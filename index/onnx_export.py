@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "embedder.json"
-FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
+from index.embed import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder
+
 # An export must reproduce sentence-transformers' vectors this closely to be used.
 MIN_COSINE = 0.9999
 # int8 with one scale per weight matrix. One per output channel keeps passage vectors far closer to fp32's
@@ -141,8 +139,6 @@ def preoptimize(model_path: Path) -> None:
 
 
 def _check_faithful(st_model, directory: Path, min_cosine: float) -> None:
-    from index.embed import OnnxEmbedder
-
     reference = st_model.encode(_PROBES, normalize_embeddings=True, convert_to_numpy=True)
     exported = OnnxEmbedder(directory).embed(_PROBES)
     cosines = np.sum(reference * exported, axis=1)

@@ -91,7 +91,8 @@ def test_a_damaged_cached_export_is_made_again_with_a_warning(tmp_path, capsys):
 
 
 def test_an_export_quantized_per_channel_keeps_closer_to_the_model(seed_settings, tmp_path):
-    from index.onnx_export import CONFIG_FILE, export
+    from index.embed import CONFIG_FILE
+    from index.onnx_export import export
 
     build_index(seed_settings)  # the default export: int8, one scale per weight matrix
     per_matrix = OnnxEmbedder(store.current_generation(seed_settings.index_dir))
