@@ -28,7 +28,8 @@ from bot.types import Quote
 from config import Settings
 from config.settings import default_index_dir
 from index import store, web
-from index.load import CorpusFile, Unreadable, read_document, regular_file_sha256, settled_mtime
+from index.errors import Unreadable
+from index.load import CorpusFile, read_document, regular_file_sha256, settled_mtime
 
 # Texts of changed files kept for the next questions: re-extracting a big PDF at every answer would be slow.
 _CURRENT_TEXTS_KEPT = 8

@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from config.settings import size_in_bytes
-from index.errors import VerbatimError
+from index.errors import Unreadable, VerbatimError
 from index.formats import UNZIPPED_PER_ZIPPED, open_zip
-from index.load import KINDS, CorpusFile, Unreadable, printable_name
+from index.load import KINDS, CorpusFile, printable_name
 from index.sandbox import ExtractLimits, read_files
 from index.types import Skipped
 from index.store import _fsync_path as fsync_directory, file_sha256  # fsync: the index's own durable-write helper

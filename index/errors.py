@@ -5,6 +5,16 @@ class VerbatimError(Exception):
     """Base of every error Verbatim reports to a user as one line."""
 
 
+# Not a VerbatimError: a build skips such a file with its reason (index/load.py, index/formats.py) and goes on.
+class Unreadable(Exception):
+    """A file that cannot become a document: `reason` is a stable category, `detail` the specifics."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
 class CorpusMissing(VerbatimError):
     """The corpus directory does not exist."""
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from index.load import Unreadable
+from index.errors import Unreadable
 from index.types import Section
 
 KINDS = ("docx", "pptx", "epub", "odt", "rst")  # their suffixes are in index.load.KINDS

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.errors import CorpusMissing
+from index.errors import CorpusMissing, Unreadable
 from index.types import Document, Skipped
 
 KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
@@ -62,15 +62,6 @@ _BOMS = (
 SETTLE_NS = 2_000_000_000
 # Starts a DOCTYPE with an internal subset, which HTML parsers leave half in the text ("]>").
 _DOCTYPE_SUBSET = re.compile(rb"\A((?:\xef\xbb\xbf)?\s*<!DOCTYPE[^\[>]*)\[.*?\]\s*>", re.IGNORECASE | re.DOTALL)
-
-
-class Unreadable(Exception):
-    """A file that cannot become a document: `reason` is a stable category, `detail` the specifics."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason} ({detail})" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.load import CorpusFile, Unreadable, read_document
+from index.errors import Unreadable
+from index.load import CorpusFile, read_document
 from index.types import Document, Section, Skipped
 
 # The stable reasons (index.load has the others) of a file whose extraction was stopped.

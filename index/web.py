@@ -25,10 +25,10 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from config import Settings
 from index.address import Resolver, system_resolver
-from index.errors import VerbatimError
+from index.errors import Unreadable, VerbatimError
 from index.fetch import Fetcher, FetchFailed, Gone, Refused, Response
 # A fetched page is extracted exactly as an .html or .txt file of the corpus is.
-from index.load import Unreadable, _html, _plain
+from index.load import _html, _plain
 from index.types import Document, Skipped
 from index.words import counted
 

@@ -18,7 +18,8 @@ from bot.shelves import shelf_named
 from config import load_settings
 from index import store
 from index.build import build_index
-from index.load import CorpusFile, Unreadable, read_document
+from index.errors import Unreadable
+from index.load import CorpusFile, read_document
 from index.web import WEB_DB, store_for
 from tests.conftest import ANSWER_ALWAYS, make_settings, write_corpus
 from tests.documents import make_docx

@@ -16,7 +16,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from index.chunk import chunk
-from index.load import CorpusFile, Unreadable, read_document
+from index.errors import Unreadable
+from index.load import CorpusFile, read_document
 from index.sentences import paragraphs
 from tests.pdfs import make_pdf
 
