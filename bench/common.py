@@ -59,7 +59,7 @@ def write_json_results(name: str, report: dict) -> None:
 def held_out_index(eval_set, held_out: set[str], prefix: str, **overrides) -> Iterator:
     """Settings of a fresh index of `eval_set`'s articles less `held_out`, in a scratch directory
     removed afterwards (the project's embedding cache makes rebuilds cheap)."""
-    from bot.evaluation import write_eval_corpus
+    from bot.cli.evaluation import write_eval_corpus
     from config import load_settings
     from index.build import SilentProgress, build_index
 

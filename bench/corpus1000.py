@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common import require_data
 
-from bot.evaluation import load_eval_set
+from bot.cli.evaluation import load_eval_set
 
 
 def write_1000(directory: Path) -> list[Path]:

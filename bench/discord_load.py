@@ -15,9 +15,9 @@ from pathlib import Path
 import discord
 from common import CACHE, machine, percentile, require_data, write_results
 
-from bot.discord_bot import VerbatimBot
-from bot.evaluation import load_eval_set
-from bot.shelves import configured_shelves
+from bot.cli.evaluation import load_eval_set
+from bot.discord.bot import VerbatimBot
+from bot.shelves.shelves import configured_shelves
 from config import load_settings
 from index.build import build_index
 from tests.discord_fakes import FakeInteraction, dispatch, offline

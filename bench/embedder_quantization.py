@@ -1,11 +1,11 @@
 """What quantizing the embedder to int8 costs: `make bench-embedder-quantization`.
 
-The bundled all-MiniLM-L6-v2 is exported as index builds do (index/onnx_export.py) three ways: fp32, int8
+The bundled all-MiniLM-L6-v2 is exported as index builds do (index/embedding/onnx_export.py) three ways: fp32, int8
 with one scale per weight matrix, and int8 with one scale per output channel. Each embeds the same
 PARAGRAPHS TyDi QA paragraphs (train and calib slices, never the test slice) and one question of each; the
 report gives each int8 export's cosine to fp32's vectors, how often a question's own paragraph is the nearest
 of them (and among the nearest 3), and the seconds each took. Writes bench/results/embedder-quantization.json.
-Chose index/onnx_export.py's PER_CHANNEL.
+Chose index/embedding/onnx_export.py's PER_CHANNEL.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 
 from common import require_data, write_json_results  # (also puts the project on sys.path)
 
-from bot.evaluation import article_slice  # noqa: E402
-from index.embed import BUNDLED_MODEL, OnnxEmbedder, load_embedder  # noqa: E402
-from index.onnx_export import export  # noqa: E402
+from bot.cli.evaluation import article_slice  # noqa: E402
+from index.embedding.embed import BUNDLED_MODEL, OnnxEmbedder, load_embedder  # noqa: E402
+from index.embedding.onnx_export import export  # noqa: E402
 
 PARAGRAPHS = 600
 MAX_CHARS = 1500  # about the 256 tokens MiniLM reads

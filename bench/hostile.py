@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import CACHE, machine, require_data, write_json_results
 
-from bot.evaluation import load_eval_set
+from bot.cli.evaluation import load_eval_set
 from tests import hostile
 from tests.documents import make_docx, make_epub, make_odt, make_pptx
 from tests.pdfs import make_pdf

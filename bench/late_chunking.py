@@ -20,10 +20,10 @@ import numpy as np
 
 from common import held_out_index, require_data, write_json_results  # (also puts the project on sys.path)
 
-from bot.answer import Answerer  # noqa: E402
-from bot.evaluation import load_eval_set, select_slice  # noqa: E402
-from index import store  # noqa: E402
+from bot.answering.answer import Answerer  # noqa: E402
+from bot.cli.evaluation import load_eval_set, select_slice  # noqa: E402
 from index.build import sentence_in_context  # noqa: E402
+from index.storage import store  # noqa: E402
 
 HOLDOUT = 100
 SHARES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)

@@ -18,12 +18,12 @@ import numpy as np
 
 from common import CACHE, Stopwatch, machine, percentile, require_data, write_results
 
-from bot.answer import Answerer
-from bot.evaluation import load_eval_set, select_slice, write_eval_corpus
+from bot.answering.answer import Answerer
+from bot.cli.evaluation import load_eval_set, select_slice, write_eval_corpus
 from config import load_settings
 from index.build import build_index
-from index.embed import OnnxEmbedder
-from index.engine import _cached_export
+from index.embedding.embed import OnnxEmbedder
+from index.embedding.engine import _cached_export
 
 qa_path, distractor_path, tydi_path = require_data("squad2-dev-a.json", "squad2-distractors.json", "tydiqa-en-train.json")
 model = OnnxEmbedder(_cached_export(load_settings(cache_dir=CACHE)))

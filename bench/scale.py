@@ -39,11 +39,11 @@ class RealMix:
 
     def __init__(self) -> None:
         from common import CACHE, require_data
-        from bot.evaluation import write_eval_corpus, load_eval_set
+        from bot.cli.evaluation import write_eval_corpus, load_eval_set
         from config import load_settings
-        from index import store
         from index.build import build_index
-        from index.embed import OnnxEmbedder
+        from index.embedding.embed import OnnxEmbedder
+        from index.storage import store
 
         qa_path, distractor_path = require_data("squad2-dev-a.json", "squad2-distractors.json")
         squad, distractors = load_eval_set(qa_path), load_eval_set(distractor_path)
@@ -111,7 +111,7 @@ def search_child(directory: str) -> None:
     import faiss
 
     from config import load_settings
-    from index import ann, store
+    from index.storage import ann, store
 
     manifest = json.loads((Path(directory) / "bench.json").read_text())
     settings = load_settings()
@@ -147,7 +147,7 @@ def main(count: int, data: str) -> None:
     import faiss
 
     from config import load_settings
-    from index import ann, store
+    from index.storage import ann, store
 
     settings = load_settings()
     choice = ann.choose_index_type(settings, count)

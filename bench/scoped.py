@@ -15,8 +15,8 @@ from pathlib import Path
 
 from common import CACHE, Stopwatch, machine, median, percentile, require_data, write_results
 
-from bot.answer import Answerer
-from bot.evaluation import load_eval_set
+from bot.answering.answer import Answerer
+from bot.cli.evaluation import load_eval_set
 from config import load_settings
 from index.build import build_index
 

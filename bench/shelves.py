@@ -9,7 +9,7 @@ and distractor articles whose questions are ignored. Two sides never meet:
 - measuring asks TyDi's test slice and SQuAD 2.0 dev, with distractors from TyDi's train slice (odd bucket),
   SQuAD's distractor paragraphs and SQuAD dev; the "large" shelf adds every other paragraph the data holds
   (TyDi train and calib, SQuAD train), as the issue defines it, so it shares distractors with the fit (noted).
-The fit refits the selector's stacked refusal over its evidence and the shelf's size (bot/selector.py
+The fit refits the selector's stacked refusal over its evidence and the shelf's size (bot/answering/selector.py
 SIZE_FEATURES) so that ANSWERED of each fit shelf's in-corpus questions are answered, and sets the "not sure"
 band below it. Writes bench/results/shelves-fit.json, or bench/results/shelves[-NAME].json when measuring.
 """
@@ -29,12 +29,13 @@ import numpy as np
 
 from common import DATA, ROOT, held_out_index, require_data, set_defaults, write_json_results  # (also puts the project on sys.path)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))  # the training scripts whose pieces it reuses
 from fit_ranker import fit_refusal_on  # noqa: E402
 from train_selector import SQUAD_ARTICLES  # noqa: E402
 
-from bot.answer import Answerer  # noqa: E402
-from bot.evaluation import EvalQuestion, EvalSet, article_file_name, load_eval_set, select_slice  # noqa: E402
-from bot.selector import ALL_FEATURES, MODEL_DIR, SIZE_FEATURES, STACK_FEATURES, write_checksum  # noqa: E402
+from bot.answering.answer import Answerer  # noqa: E402
+from bot.answering.selector import ALL_FEATURES, MODEL_DIR, SIZE_FEATURES, STACK_FEATURES, write_checksum  # noqa: E402
+from bot.cli.evaluation import EvalQuestion, EvalSet, article_file_name, load_eval_set, select_slice  # noqa: E402
 from config import load_settings  # noqa: E402
 
 ANSWERED = 0.95

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from common import CACHE, ROOT, Stopwatch, machine, median, percentile, require_data, write_results
 
-from bot.answer import Answerer
-from bot.evaluation import write_eval_corpus, load_eval_set
+from bot.answering.answer import Answerer
+from bot.cli.evaluation import write_eval_corpus, load_eval_set
 from config import load_settings
 from index.build import build_index
-from index.embed import OnnxEmbedder, load_embedder
-from index.engine import build_engine
+from index.embedding.embed import OnnxEmbedder, load_embedder
+from index.embedding.engine import build_engine
 
 QUESTION = "How many troops would Pakistan send to Gaza?"
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))

@@ -17,7 +17,7 @@ class Quote:
     line: int
     score: float
     page: int | None = None
-    # Optional locations (bot/locate.py): a slide deck's slide (1-based), the
+    # Optional locations (bot/answering/locate.py): a slide deck's slide (1-based), the
     # heading path or EPUB chapter the quote is in, and a link that opens at it.
     slide: int | None = None
     section: str | None = None
@@ -27,7 +27,7 @@ class Quote:
         """`source:line` (`URL, line L` for a web page), or `source, page P, line L` for paged
         documents (slides alike), followed by the section in parentheses where there is one.
         Control characters in `source` are escaped: a citation stays one true line."""
-        from index.load import printable_name
+        from index.sources.load import printable_name
 
         source = printable_name(self.source)
         if self.slide is not None:
@@ -62,7 +62,7 @@ class Answer:
     def outcome(self) -> str:
         """`answered`, `not_sure` (the closest quote is shown, marked as doubtful) or `refused`."""
         return "answered" if self.answered else "not_sure" if self.not_sure else "refused"
-    # Cited sources whose files changed since the index was built (bot/freshness.py): their quotes
+    # Cited sources whose files changed since the index was built (bot/answering/freshness.py): their quotes
     # are shown only where still in the file, and `rebuild` is the command that brings the index up to date.
     stale: tuple[str, ...] = ()
     rebuild: str = ""

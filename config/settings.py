@@ -36,7 +36,7 @@ INDEX_FOLDER = "index"
 # Where indexes were built before data_dir (relative to the directory a command ran in): one
 # found there, and not yet at its new place, keeps being used (default_index_dir).
 LEGACY_INDEX_ROOT = Path("var/index")
-# The pointer a published build leaves in its index directory (index/store.py's CURRENT).
+# The pointer a published build leaves in its index directory (index/storage/store.py's CURRENT).
 _PUBLISHED = "CURRENT"
 PATH_SETTINGS = ("corpus_dir", "index_dir", "cache_dir", "embedding_cache", "feedback_db", "data_dir")
 
@@ -55,7 +55,7 @@ class ShelfSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # None only when given empty: an error for the commands that read shelves (bot.shelves.configured_shelves).
+    # None only when given empty: an error for the commands that read shelves (bot.shelves.shelves.configured_shelves).
     corpus_dir: Path | None
     # Unset: the corpus's own index, as for corpus_dir (default_index_dir).
     index_dir: Path | None = None
@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     web_max_crawl_delay_seconds: float = Field(5.0, ge=0, description=(
         "The longest wait between two requests to one host that a site's robots.txt Crawl-delay can ask for."))
     extract_timeout_seconds: float = Field(120, gt=0, description=(
-        "CPU seconds a worker process may spend extracting one document (index/sandbox.py); "
+        "CPU seconds a worker process may spend extracting one document (index/sources/sandbox.py); "
         "a file over it is skipped with the reason, and an upload refused."))
     extract_max_memory_mb: int = Field(1024, ge=200, description="Memory (address space) of a worker process that extracts documents.")
     extract_max_chars: int = Field(5_000_000, ge=1, description=(

@@ -23,15 +23,16 @@ from typing import Protocol
 import numpy as np
 
 from config import Settings
-from index import ann, store, web
-from index.chunk import LineIndex, chunk
 from index.errors import (
     BuildLocked, ClusterUnavailable, DiskFull, IndexCorrupt, IndexMissing, IndexUnwritable, VerbatimError,
     WouldDropDocuments,
 )
-from index.lexical import build_lexical
-from index.load import discover
-from index.sandbox import ExtractLimits, read_files
+from index.passages.chunk import LineIndex, chunk
+from index.search.lexical import build_lexical
+from index.sources import web
+from index.sources.load import discover
+from index.sources.sandbox import ExtractLimits, read_files
+from index.storage import ann, store
 from index.types import Document, Passage, Skipped
 from index.words import counted
 
@@ -112,7 +113,7 @@ def build_index(
     progress = progress or SilentProgress()
     started = time.perf_counter()
     # Web sources are fetched before the build lock is taken: fetching waits out
-    # each site's delay, and no other build should wait on that (index/web.py
+    # each site's delay, and no other build should wait on that (index/sources/web.py
     # holds a lock of its own while it fetches).
     pages, unfetched = web.refresh(settings) if web.has_sources(settings) else ([], [])
     with _build_lock(settings.index_dir), _cluster(settings) as cluster:
@@ -121,7 +122,7 @@ def build_index(
         full_reason = "--full" if force else _full_rebuild_reason(settings, previous.manifest)
         reusable = {} if full_reason else previous.documents
         documents, skipped = load_corpus(settings, reusable, previous.generation, progress, cluster)
-        documents, skipped = documents + pages, skipped + unfetched  # web pages (index/web.py)
+        documents, skipped = documents + pages, skipped + unfetched  # web pages (index/sources/web.py)
         current = {d.source: d.sha256 for d in documents}
         old = {source: sha for source, (sha, _) in previous.documents.items()}
         counts = {
@@ -168,7 +169,7 @@ def load_corpus(
 
     A file whose bytes match `reusable` (source -> sha256, id in `previous`)
     takes its text from the previous generation instead of being extracted again;
-    the others are read in worker processes with limits (index/sandbox.py), here or on the
+    the others are read in worker processes with limits (index/sources/sandbox.py), here or on the
     workers of `cluster` (index/cluster.py).
     """
     files, skipped = discover(settings.corpus_dir)
@@ -273,8 +274,8 @@ def sentence_in_context(title: str, sentence: str) -> str:
 def _write_generation(
     settings: Settings, documents: list[Document], progress: Progress, use_cache: bool, cluster=None
 ) -> tuple[Path, int]:
-    from index.cache import EmbeddingCache
-    from index.engine import build_engine, engine_key
+    from index.embedding.cache import EmbeddingCache
+    from index.embedding.engine import build_engine, engine_key
 
     # Counted in characters, so one huge document shows progress too.
     progress.start("chunking", sum(len(d.text) for d in documents))

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed import FILES, OnnxEmbedder, embed_in_batches
+from index.embedding.embed import FILES, OnnxEmbedder, embed_in_batches
 from index.errors import ClusterUnavailable
-from index.load import CorpusFile
-from index.sandbox import ExtractLimits, read_files
+from index.sources.load import CorpusFile
+from index.sources.sandbox import ExtractLimits, read_files
 from index.types import Document, Skipped
 
 INSTALL_HINT = "install the cluster extra: pip install '.[cluster]'"
@@ -144,7 +144,7 @@ class Cluster:
         self, files: Sequence[CorpusFile], limits: ExtractLimits, progress: Callable[[int], None]
     ) -> list[Document | Skipped]:
         """Each file's Document, or why it was skipped, in the order given (read as a local build
-        reads them: in a worker process with `limits`, index/sandbox.py)."""
+        reads them: in a worker process with `limits`, index/sources/sandbox.py)."""
         groups, group, size = [], [], 0
         for file in files:
             group.append(file)

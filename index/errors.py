@@ -5,7 +5,7 @@ class VerbatimError(Exception):
     """Base of every error Verbatim reports to a user as one line."""
 
 
-# Not a VerbatimError: a build skips such a file with its reason (index/load.py, index/formats.py) and goes on.
+# Not a VerbatimError: a build skips such a file with its reason (index/sources/load.py, index/sources/formats.py) and goes on.
 class Unreadable(Exception):
     """A file that cannot become a document: `reason` is a stable category, `detail` the specifics."""
 

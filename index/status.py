@@ -6,9 +6,10 @@ from contextlib import closing
 from pathlib import Path
 
 from config import Settings
-from index import ann, store, web
 from index.build import load_corpus, settings_changed
 from index.errors import DocumentNotIndexed, VerbatimError
+from index.sources import web
+from index.storage import ann, store
 
 
 def index_status(settings: Settings) -> dict:
@@ -56,7 +57,7 @@ def show_document(settings: Settings, source: str) -> dict:
     keys = ("source", "title", "kind", "bytes", "chars", "page_starts", "indexed_at", "text")
     record = dict(zip(keys, row))
     record["page_starts"] = [int(p) for p in record["page_starts"].split(",") if p]
-    # Where each heading path, chapter or slide title starts in `text` (index/formats.py).
+    # Where each heading path, chapter or slide title starts in `text` (index/sources/formats.py).
     record["sections"] = [{"start": section.start, "path": section.path} for section in sections]
     return record
 

@@ -17,9 +17,9 @@ class Document:
     page_starts: tuple[int, ...] = ()
     title: str = ""
     size_bytes: int = 0
-    # Where each section (heading path, EPUB chapter, slide title) starts (index/formats.py).
+    # Where each section (heading path, EPUB chapter, slide title) starts (index/sources/formats.py).
     sections: tuple[Section, ...] = ()
-    # The file's mtime when it was found, if it had settled (index.load.settled_mtime); 0: unknown.
+    # The file's mtime when it was found, if it had settled (index.sources.load.settled_mtime); 0: unknown.
     # With size_bytes it lets an answer see that a cited file is unchanged without hashing it.
     mtime_ns: int = 0
 
@@ -54,7 +54,7 @@ class Passage:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file the build passed over: `reason` is a short, stable category (see index.load), `detail` the specifics."""
+    """A file the build passed over: `reason` is a short, stable category (see index.sources.load), `detail` the specifics."""
 
     source: str
     reason: str

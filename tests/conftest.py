@@ -1,6 +1,6 @@
 """Shared fixtures: tiny corpora in tmp_path and settings that point at them.
 
-The real bundled model is used throughout; `index.embed.load_embedder` caches it,
+The real bundled model is used throughout; `index.embedding.embed.load_embedder` caches it,
 so a test session loads it once.
 """
 

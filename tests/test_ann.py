@@ -8,12 +8,12 @@ import faiss
 import numpy as np
 import pytest
 
-from bot.answer import Answerer
-from index import ann, store
-from index.build import build_index
-from index.search import Searcher
-from index.status import index_status
+from bot.answering.answer import Answerer
 from config import load_settings
+from index.build import build_index
+from index.search.hybrid import Searcher
+from index.status import index_status
+from index.storage import ann, store
 from tests.conftest import SEED, SHARED_CACHE, make_settings
 
 QUESTIONS = [

@@ -3,10 +3,10 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from bot.answer import Answerer, check_question
+from bot.answering.answer import Answerer, check_question
 from index.build import build_index
-from index.search import Hit
 from index.errors import BadQuestion, IndexMismatch, IndexMissing
+from index.search.hybrid import Hit
 from tests.conftest import ANSWER_ALWAYS, make_settings, write_corpus
 
 
@@ -124,8 +124,8 @@ def test_pdf_quotes_cite_page_and_line_within_the_page(tmp_path):
 
 
 def test_a_byline_must_be_by_and_a_capitalised_name():
-    from bot.answer import _about_the_document
-    from index.search import Hit
+    from bot.answering.answer import _about_the_document
+    from index.search.hybrid import Hit
 
     def edge(number, text):
         return Hit("a.txt", number, number + len(text), 1, text, 0.0, 0, number, 0)
@@ -137,7 +137,7 @@ def test_a_byline_must_be_by_and_a_capitalised_name():
 
 
 def test_a_quote_is_widened_only_by_neighbours_the_ranker_scores_near_it():
-    from bot.answer import select_quotes
+    from bot.answering.answer import select_quotes
 
     text = "The rack opens at seven. Bicycles go in the basement rack. The canteen serves soup."
     spans = [(0, 24), (25, 58), (59, 83)]

@@ -13,10 +13,10 @@ import subprocess
 
 import pytest
 
-from bot.answer import Answerer
-from bot.locate import answer_located
+from bot.answering.answer import Answerer
+from bot.answering.locate import answer_located
 from index.build import build_index
-from index.web import store_for
+from index.sources.web import store_for
 from tests.conftest import make_settings
 from tests.web_server import Page, Site, serve
 

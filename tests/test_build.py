@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from index import store
-from index.build import build_index, check_drop
 from config.settings import InvalidSetting
+from index.build import build_index, check_drop
 from index.errors import BuildLocked, CorpusMissing, DiskFull, WouldDropDocuments
+from index.storage import store
 from tests.conftest import ANSWER_ALWAYS, SHARED_CACHE, make_settings, settings_with_own_cache, write_corpus
 
 TEXT = "Bees make honey in hives. Honey keeps for years.\n\nWasps do not make honey at all."
@@ -133,7 +133,7 @@ def test_dropping_all_or_most_documents_is_refused_and_a_few_is_not(indexed, rem
 
 
 def test_the_cli_refuses_in_one_line_and_allow_empty_overrides(tmp_path, capsys, monkeypatch):
-    from bot.cli import main
+    from bot.cli.main import main
 
     monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
     write_corpus(tmp_path, FIVE)
@@ -152,7 +152,7 @@ def test_the_cli_refuses_in_one_line_and_allow_empty_overrides(tmp_path, capsys,
 def test_a_sentence_is_embedded_after_its_documents_title_and_quoted_alone(tmp_path):
     import numpy as np
 
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
 
     write_corpus(tmp_path, {"cars.md": "# Porsche\n\nThe main factory is in Leipzig. It builds the Macan."})
     settings = make_settings(tmp_path, **ANSWER_ALWAYS)
@@ -174,7 +174,7 @@ def test_documents_removed_on_purpose_may_empty_the_index_but_others_still_count
     emptied = build_index(settings, allow_drop_of=("bees.txt",))  # /remove of a shelf's last document
     assert (emptied.documents, emptied.removed) == (0, 1)
     assert store.indexed_documents(store.current_generation(settings.index_dir)) == {}
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
 
     assert not Answerer(settings).answer("What do bees make?").answered
     write_corpus(tmp_path, FIVE)
@@ -210,7 +210,7 @@ def test_a_disk_that_fills_during_a_build_leaves_no_build_behind_and_is_named(fi
 
     import numpy as np
 
-    from bot.cli import main
+    from bot.cli.main import main
 
     monkeypatch.setenv("VERBATIM_CACHE_DIR", str(SHARED_CACHE))
     write_corpus(tmp_path, {"bees.txt": TEXT})

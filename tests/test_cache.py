@@ -3,7 +3,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from index.cache import KEEP_SECONDS, EmbeddingCache
+from index.embedding.cache import KEEP_SECONDS, EmbeddingCache
 
 
 def test_vectors_come_back_for_the_same_engine_and_text_only(tmp_path):

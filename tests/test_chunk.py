@@ -1,6 +1,6 @@
 import time
 
-from index.chunk import LineIndex, chunk
+from index.passages.chunk import LineIndex, chunk
 from index.types import Document
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bot.cli import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
+from bot.cli.main import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
 
 
 @pytest.fixture

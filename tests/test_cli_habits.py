@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
+from bot.cli.main import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
 from config import load_settings
 from tests.conftest import SEED, SHARED_CACHE
 
@@ -121,7 +121,7 @@ def test_counts_are_in_the_right_number():
 
 
 def test_progress_says_what_it_counts():
-    from bot.cli import progress_done
+    from bot.cli.main import progress_done
 
     assert progress_done("reading", 535_567, 535_567) == "535.6 kB/535.6 kB"
     assert progress_done("chunking", 5_000, 20_000) == "5,000/20,000 characters"
@@ -197,7 +197,7 @@ def test_colour_in_a_terminal_only_and_never_in_the_quote(seed_options, monkeypa
 
 
 def test_the_not_sure_caveat_is_painted_apart_from_the_quote():
-    from bot.render import NOT_SURE, render_text
+    from bot.cli.render import NOT_SURE, render_text
     from bot.types import Answer, Quote
 
     closest = Quote("Close, but not quite.", "a.txt", 0, 21, 1, 0.4)

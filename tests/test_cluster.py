@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.answer import Answerer
-from bot.cli import main
+from bot.answering.answer import Answerer
+from bot.cli.main import main
 from config import load_settings
-from index import store
 from index.build import build_index
+from index.storage import store
 from tests.conftest import SHARED_CACHE, write_corpus
 
 CORPUS = {

@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from bot.answer import Answerer
+from bot.answering.answer import Answerer
 from config import Settings
-from index import store
 from index.build import build_index
+from index.storage import store
 from tests.conftest import ROOT, make_settings, write_corpus
 
 QUESTION = "What do the keepers feed the lighthouse cat?"
@@ -90,8 +90,8 @@ def test_builds_killed_at_random_moments_never_break_the_index(tmp_path):
 KILLED_BUILD = """
 import os, signal, sys, types
 from pathlib import Path
-from index import store
-from bot.cli import main
+from bot.cli.main import main
+from index.storage import store
 
 point = sys.argv[1]
 def die():

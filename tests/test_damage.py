@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from index import store
 from index.build import build_index
-from index.embed import MODEL_FILE, TOKENIZER_FILE
+from index.embedding.embed import MODEL_FILE, TOKENIZER_FILE
+from index.storage import store
 from tests.conftest import ROOT, make_settings, write_corpus
 
 BASE = {f"doc{n:02d}.txt": f"Document {n} talks about topic number {n} at some length. It has a second sentence too."

@@ -4,9 +4,9 @@ import discord
 import discord.ext.test as dpytest
 import pytest
 
-from bot.answer import Answerer
-from bot.discord_bot import PUBLIC_FAILURE, AnswerView, MentionLimiter, VerbatimBot, allowed_guilds
-from bot.discord_render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
+from bot.answering.answer import Answerer
+from bot.discord.bot import PUBLIC_FAILURE, AnswerView, MentionLimiter, VerbatimBot, allowed_guilds
+from bot.discord.render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
 from index.build import build_index
 from index.errors import VerbatimError
 from tests.conftest import make_settings, write_corpus

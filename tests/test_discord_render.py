@@ -2,7 +2,7 @@ import re
 
 from hypothesis import given, settings, strategies as st
 
-from bot.discord_render import (
+from bot.discord.render import (
     EMBED_TOTAL_MAX, FIELD_VALUE_MAX, MESSAGE_MAX, answer_embed, block_quote, code_span, context_text, fit, safe,
     score_bar,
 )

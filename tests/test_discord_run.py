@@ -12,7 +12,7 @@ import sys
 
 from tests.conftest import ROOT
 
-RUN = "import sys, discord.http; discord.http.Route.BASE = {base!r}; from bot.cli import main; sys.exit(main(['discord']))"
+RUN = "import sys, discord.http; discord.http.Route.BASE = {base!r}; from bot.cli.main import main; sys.exit(main(['discord']))"
 
 
 def start(tmp_path, base: str) -> subprocess.Popen:

@@ -7,7 +7,7 @@ from dataclasses import replace
 import discord.ext.test as dpytest
 import pytest
 
-from bot.discord_bot import NO_SHELF, NOT_HERE, PRIVATE_SHELF, AnswerView, VerbatimBot, allowed_guilds, role_ids
+from bot.discord.bot import NO_SHELF, NOT_HERE, PRIVATE_SHELF, AnswerView, VerbatimBot, allowed_guilds, role_ids
 from index.build import build_index
 from tests.conftest import make_settings
 from tests.discord_fakes import CDN, FakeInteraction, Upload, dispatch, offline
@@ -42,7 +42,7 @@ def built(tmp_path_factory):
     """Three corpora and their indexes, built once; each test gets its own copy."""
     root = tmp_path_factory.mktemp("shelves")
     settings = make_settings(root, shelves=shelves_config(root))
-    from bot.shelves import configured_shelves
+    from bot.shelves.shelves import configured_shelves
 
     for name, (file, text) in CORPORA.items():
         (root / name).mkdir()
@@ -267,7 +267,7 @@ TRAVEL_DOCX = make_docx([(1, "Travel"), (0, "Night trains are booked through the
 
 
 async def test_added_pdf_and_docx_are_answered_right_after_the_same_interaction(bot, tmp_path, monkeypatch):
-    monkeypatch.setattr("bot.discord_bot.REBUILD_POLL_SECONDS", 0.05)  # show progress while the child process starts
+    monkeypatch.setattr("bot.discord.bot.REBUILD_POLL_SECONDS", 0.05)  # show progress while the child process starts
     added = await run(bot, "add", {"file": Upload("leave.pdf", LEAVE_PDF), "file2": Upload("travel.docx", TRAVEL_DOCX)},
                       server=BEES_SERVER, user_id=ADMIN_ID, permissions=discord_admin())
     report = added.original.content

@@ -11,9 +11,9 @@ import discord
 import pytest
 from aiohttp import web
 
-from bot import selector
-from bot.cli import EXIT_ERROR, EXIT_OK, main
-from bot.doctor import FAIL, OK, embedder_check, login_check, model_check, offline_checks, token_check
+from bot.answering import selector
+from bot.cli.doctor import FAIL, OK, embedder_check, login_check, model_check, offline_checks, token_check
+from bot.cli.main import EXIT_ERROR, EXIT_OK, main
 from index.build import build_index
 from tests.conftest import SHARED_CACHE, make_settings, write_corpus
 

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from bot.answer import Answerer
-from bot.cli import main
-from index import store
+from bot.answering.answer import Answerer
+from bot.cli.main import main
 from index.build import build_index
-from index.embed import OnnxEmbedder, load_embedder
+from index.embedding.embed import OnnxEmbedder, load_embedder
 from index.errors import ModelUnavailable
+from index.storage import store
 from tests.conftest import ROOT
 
 
@@ -35,7 +35,7 @@ def test_the_fp32_onnx_export_embeds_like_sentence_transformers(seed_settings):
 def test_answering_imports_neither_torch_nor_transformers(seed_settings):
     build_index(seed_settings)
     program = (
-        "import sys, json; from bot.cli import main; "
+        "import sys, json; from bot.cli.main import main; "
         f"code = main(['ask', 'How many troops would Pakistan send to Gaza?', '--json', "
         f"'--corpus', {str(seed_settings.corpus_dir)!r}, '--index', {str(seed_settings.index_dir)!r}]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'sentence_transformers')); "
@@ -74,7 +74,7 @@ def test_a_damaged_onnx_export_is_a_model_error_not_a_crash(seed_settings, tmp_p
 
 
 def test_a_damaged_cached_export_is_made_again_with_a_warning(tmp_path, capsys):
-    from index.engine import _cached_export  # where the build keeps its export
+    from index.embedding.engine import _cached_export  # where the build keeps its export
     from tests.conftest import make_settings, settings_with_own_cache, write_corpus
 
     write_corpus(tmp_path, {"owls.txt": "Owls hunt at night."})
@@ -91,8 +91,8 @@ def test_a_damaged_cached_export_is_made_again_with_a_warning(tmp_path, capsys):
 
 
 def test_an_export_quantized_per_channel_keeps_closer_to_the_model(seed_settings, tmp_path):
-    from index.embed import CONFIG_FILE
-    from index.onnx_export import export
+    from index.embedding.embed import CONFIG_FILE
+    from index.embedding.onnx_export import export
 
     build_index(seed_settings)  # the default export: int8, one scale per weight matrix
     per_matrix = OnnxEmbedder(store.current_generation(seed_settings.index_dir))
@@ -106,7 +106,7 @@ def test_an_export_quantized_per_channel_keeps_closer_to_the_model(seed_settings
 
 
 def test_an_export_quantized_another_way_never_shares_cached_vectors(seed_settings, monkeypatch):
-    from index import engine
+    from index.embedding import engine
 
     shipped = engine.engine_key(seed_settings, "onnx-int8")
     monkeypatch.setattr(engine, "PER_CHANNEL", True)

@@ -2,7 +2,7 @@ import copy
 import json
 import sqlite3
 
-from bot.evaluation import load_eval_set, evaluate
+from bot.cli.evaluation import load_eval_set, evaluate
 from tests.conftest import ANSWER_ALWAYS, SHARED_CACHE, make_settings
 
 SQUAD = {

@@ -96,11 +96,11 @@ def test_every_command_answers_or_fails_in_one_line(built, tmp_path):
 
 
 def test_the_command_skips_teardown_but_not_its_output_or_exit_handlers(built, tmp_path):
-    # `verbatim` ends with os._exit (bot.cli.run): what is printed and what atexit promised
+    # `verbatim` ends with os._exit (bot.cli.main.run): what is printed and what atexit promised
     # (a cluster's shutdown, say) must both still happen.
     marker = tmp_path / "exit-handler-ran"
     program = (f"import atexit, pathlib, sys; atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes'); "
-               "from bot.cli import run; run()")
+               "from bot.cli.main import run; run()")
     # Buffered, as a user's pipe is (an empty PYTHONUNBUFFERED is unset), so a lost flush shows.
     result = run([*index_options(built), "ask", QUESTION], tmp_path, {"PYTHONUNBUFFERED": ""},
                  python=[sys.executable, "-c", program])
@@ -219,7 +219,7 @@ class Tripwire:
         return None
 
 sys.meta_path.insert(0, Tripwire())
-from bot.cli import main
+from bot.cli.main import main
 sys.exit(main())
 """
 

@@ -1,4 +1,4 @@
-from bot.feedback import FeedbackStore
+from bot.shelves.feedback import FeedbackStore
 from bot.types import Answer, Quote
 
 
@@ -61,7 +61,7 @@ def test_voters_are_keyed_by_an_hmac_under_a_private_per_install_secret(tmp_path
 def test_a_damaged_secret_is_reported_not_replaced(tmp_path):
     import pytest
 
-    from bot.feedback import DamagedSecret
+    from bot.shelves.feedback import DamagedSecret
 
     (tmp_path / "f.sqlite.key").write_text("not hex\n")
     store = FeedbackStore(tmp_path / "f.sqlite")

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import Answerer
-from bot.cli import EXIT_OK, main
-from bot.followup import (
+from bot.answering.answer import Answerer
+from bot.answering.followup import (
     Conversations, Turn, answer_followup, content_words, needs_previous, read_followup, reads_as_question,
 )
+from bot.cli.main import EXIT_OK, main
 from bot.types import Answer, Quote
 from index.build import build_index
 from index.errors import BadQuestion
@@ -161,7 +161,7 @@ def test_chat_reads_follow_ups_with_the_previous_question_until_new(articles, ca
 async def bot(tmp_path, articles):
     import discord.ext.test as dpytest
 
-    from bot.discord_bot import VerbatimBot
+    from bot.discord.bot import VerbatimBot
     from tests.discord_fakes import offline
 
     settings = articles.model_copy(update={"feedback_db": tmp_path / "feedback.sqlite", "discord_cooldown_rate": 20})
@@ -240,8 +240,8 @@ async def test_the_bot_remembers_a_bounded_number_of_conversations(bot):
 
 
 def test_the_earlier_question_heads_the_embed_within_discords_limits():
-    from bot.discord_bot import followup_embed
-    from bot.discord_render import answer_embed
+    from bot.discord.bot import followup_embed
+    from bot.discord.render import answer_embed
     from tests.discord_fakes import check_embed
 
     embed = followup_embed(answer_embed(_answer("how many?", "a.txt"), 1.5), "why " * 125 + "\n?")

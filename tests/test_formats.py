@@ -5,12 +5,12 @@ import pytest
 
 from hypothesis import given, strategies as st
 
-from bot.answer import Answerer
-from bot.locate import answer_located
+from bot.answering.answer import Answerer
+from bot.answering.locate import answer_located
 from index.build import build_index
-from index.formats import markdown_sections
 from index.errors import Unreadable
-from index.load import discover, read_document
+from index.sources.formats import markdown_sections
+from index.sources.load import discover, read_document
 from index.status import show_document
 from tests.conftest import make_settings, write_corpus
 from tests.documents import make_docx, make_epub, make_odt, make_pptx

@@ -4,13 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.answer import Answerer, select_quotes
-from bot.headings import bare, is_label
-from bot.locate import answer_located
+from bot.answering.answer import Answerer, select_quotes
+from bot.answering.headings import bare, is_label
+from bot.answering.locate import answer_located
 from index.build import build_index
-from index.formats import html_sections
-from index.load import _html
-from index.search import Hit
+from index.search.hybrid import Hit
+from index.sources.formats import html_sections
+from index.sources.load import _html
 from tests.conftest import ANSWER_ALWAYS, make_settings, write_corpus
 from tests.documents import make_docx
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from bot.answer import Answerer
+from bot.answering.answer import Answerer
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from index.lexical import LexicalIndex, build_lexical, tokenize
+from index.search.lexical import LexicalIndex, build_lexical, tokenize
 
 
 def test_tokenize_lowercases_stems_and_drops_stopwords():

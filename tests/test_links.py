@@ -3,14 +3,14 @@ from urllib.parse import unquote
 
 from hypothesis import given, strategies as st
 
-from bot.answer import Answerer
-from bot.cli import main
-from bot.discord_render import answer_embed
-from bot.locate import answer_located
-from bot.render import render_text
+from bot.answering.answer import Answerer
+from bot.answering.locate import answer_located
+from bot.cli.main import main
+from bot.cli.render import render_text
+from bot.discord.render import answer_embed
 from bot.types import Answer, Quote
 from index.build import build_index
-from index.links import file_link, text_fragment
+from index.sources.links import file_link, text_fragment
 from tests.conftest import make_settings, write_corpus
 from tests.pdfs import make_pdf
 

@@ -3,9 +3,9 @@ import signal
 
 import pytest
 
-from index.chunk import chunk
 from index.errors import CorpusMissing, Unreadable
-from index.load import (
+from index.passages.chunk import chunk
+from index.sources.load import (
     BINARY, ENCRYPTED, HIDDEN, NO_MAIN_TEXT, NOT_REGULAR, OUTSIDE, UNSUPPORTED, CorpusFile, discover,
     printable_name, read_document, summarise_skips,
 )

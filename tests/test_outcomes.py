@@ -7,12 +7,12 @@ import discord
 import numpy as np
 import pytest
 
-from bot.answer import Answerer, gated
-from bot.discord_render import NOT_SURE_COLOUR, answer_embed
-from bot.render import NOT_SURE, render_text
-from bot.selector import SIZE_FEATURES, STACK_FEATURES, Calibration, stack_evidence
+from bot.answering.answer import Answerer, gated
+from bot.answering.selector import SIZE_FEATURES, STACK_FEATURES, Calibration, stack_evidence
+from bot.cli.render import NOT_SURE, render_text
+from bot.discord.render import NOT_SURE_COLOUR, answer_embed
 from bot.types import Answer, Quote
-from index.search import Hit
+from index.search.hybrid import Hit
 from tests.test_selector import handbook  # noqa: F401  (the fixture)
 
 QUOTE = Quote("Leave is booked in the HR portal.", "handbook.md", 80, 113, 3, 1.2)
@@ -61,7 +61,7 @@ def test_not_sure_is_rendered_under_a_caveat_never_as_an_answer():
 
 
 def test_not_sure_exits_1_and_says_so_in_json(handbook, monkeypatch, capsys):
-    from bot.cli import main
+    from bot.cli.main import main
 
     settings = handbook.settings
     monkeypatch.setenv("VERBATIM_CORPUS_DIR", str(settings.corpus_dir))
@@ -90,7 +90,7 @@ def test_every_answered_quote_passes_the_gate_on_a_real_shelf(handbook):
     answer = handbook.answer(question, top=3)
     assert answer.answered
     hits = handbook.searcher.search(question)
-    from bot.answer import with_selector
+    from bot.answering.answer import with_selector
 
     judged = with_selector(handbook.selector, question, hits, handbook.ranker.judge(question, hits),
                            handbook.searcher.document_title, handbook.settings.selector_candidates,

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from bot.answer import Answerer
-from bot.ranker import BASE, FEATURES, MODEL_DIR, SENTENCE_TRAITS, Ranker, features, question_kind, question_names
-from bot.selector import SelectorUnavailable
+from bot.answering.answer import Answerer
+from bot.answering.ranker import BASE, FEATURES, MODEL_DIR, SENTENCE_TRAITS, Ranker, features, question_kind, question_names
+from bot.answering.selector import SelectorUnavailable
 from index.build import build_index
 from index.errors import BadQuestion
-from index.search import Hit
+from index.search.hybrid import Hit
 from tests.conftest import make_settings, write_corpus
 from tests.test_selector import HANDBOOK
 

@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.answer import Answerer, rank, with_reader, with_selector
-from bot.ranker import Judgement
-from bot.reader import CONTEXT_SENTENCES, FILES, MAX_SPAN_TOKENS, MODEL_DIR, Reader, sentence_scores, windows
-from bot.selector import SelectorUnavailable
+from bot.answering.answer import Answerer, rank, with_reader, with_selector
+from bot.answering.ranker import Judgement
+from bot.answering.reader import CONTEXT_SENTENCES, FILES, MAX_SPAN_TOKENS, MODEL_DIR, Reader, sentence_scores, windows
+from bot.answering.selector import SelectorUnavailable
 from index.build import build_index
-from index.search import Hit
+from index.search.hybrid import Hit
 from tests.conftest import make_settings, write_corpus
 from tests.test_selector import HANDBOOK
 

@@ -17,7 +17,7 @@ OTHERS = {f"doc{n}.txt": f"Document {n} is about topic {n}. It has a second sent
 READER = """
 import json, sys
 from pathlib import Path
-from bot.answer import Answerer
+from bot.answering.answer import Answerer
 from config import load_settings
 settings = load_settings(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
 answerer, stop, seen = Answerer(settings), Path(sys.argv[3]), []

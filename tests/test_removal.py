@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from bot.removal import REMOVED_DIR, RemoveRefused, removable, set_aside, settle_leftovers
+from bot.shelves.removal import REMOVED_DIR, RemoveRefused, removable, set_aside, settle_leftovers
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus
 

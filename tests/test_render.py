@@ -1,6 +1,6 @@
 import json
 
-from bot.render import REFUSAL, render_json, render_text
+from bot.cli.render import REFUSAL, render_json, render_text
 from bot.types import Answer, Quote
 
 

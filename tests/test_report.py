@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.answer import Answerer
-from bot.cli import EXIT_OK, main
-from bot.discord_bot import AnswerView, VerbatimBot
-from bot.discord_render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
-from bot.feedback import FeedbackStore
-from bot.report import feedback_report, question_key, report_embed
+from bot.answering.answer import Answerer
+from bot.cli.main import EXIT_OK, main
+from bot.discord.bot import AnswerView, VerbatimBot
+from bot.discord.render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
+from bot.shelves.feedback import FeedbackStore
+from bot.shelves.report import feedback_report, question_key, report_embed
 from bot.types import Answer, Quote
 from index.build import build_index
 from tests.conftest import make_settings, write_corpus

@@ -1,14 +1,14 @@
-"""Hostile files are skipped, one by one, with their reasons, while the build goes on (index/sandbox.py)."""
+"""Hostile files are skipped, one by one, with their reasons, while the build goes on (index/sources/sandbox.py)."""
 
 import os
 import signal
 
 import pytest
 
-from bot.uploads import UploadLimits, UploadRefused, save_upload
+from bot.shelves.uploads import UploadLimits, UploadRefused, save_upload
 from index.build import build_index, load_corpus
-from index.load import TOO_MUCH_TEXT, discover
-from index.sandbox import OUT_OF_MEMORY, TIMED_OUT, ExtractLimits, Sandbox, read_files
+from index.sources.load import TOO_MUCH_TEXT, discover
+from index.sources.sandbox import OUT_OF_MEMORY, TIMED_OUT, ExtractLimits, Sandbox, read_files
 from index.types import Document, Skipped
 from tests import hostile
 from tests.conftest import make_settings, write_corpus

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from bot.answer import Answerer, prefer
-from bot.cli import main
+from bot.answering.answer import Answerer, prefer
+from bot.cli.main import main
 from index.build import build_index
 from index.errors import DocumentNotIndexed
 from tests.conftest import make_settings, write_corpus
@@ -85,14 +85,14 @@ def test_cli_ask_source_restricts_and_keeps_the_json_shape(many, capsys):
 
 
 def test_a_scope_larger_than_one_database_statement_or_vector_slice_is_searched_whole(answerer, monkeypatch):
-    import index.search
+    import index.search.hybrid
 
     searcher = answerer.searcher
     everything = searcher.matching_documents(["*"])
     assert len(everything) == 41
     whole = [(hit.source, hit.start, hit.score) for hit in searcher.search(QUESTION, everything)]
-    monkeypatch.setattr(index.search, "SQL_VARIABLES_AT_ONCE", 3)
-    monkeypatch.setattr(index.search, "VECTORS_AT_ONCE", 4)
+    monkeypatch.setattr(index.search.hybrid, "SQL_VARIABLES_AT_ONCE", 3)
+    monkeypatch.setattr(index.search.hybrid, "VECTORS_AT_ONCE", 4)
     assert [(hit.source, hit.start, hit.score) for hit in searcher.search(QUESTION, everything)] == whole
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from bot.answer import Answerer
+from bot.answering.answer import Answerer
 from index.build import build_index
-from index.search import Searcher, Weights
+from index.search.hybrid import Searcher, Weights
 from tests.conftest import make_settings, write_corpus
 
 

@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from bot.answer import Answerer, rank, with_selector
-from bot.selector import (
+from bot.answering.answer import Answerer, rank, with_selector
+from bot.answering.selector import (
     MODEL_DIR, Calibration, Selector, SelectorUnavailable, context_before, pair_text, verify, write_checksum,
 )
 from index.build import build_index
@@ -156,7 +156,7 @@ def test_with_the_selector_on_the_ranker_still_scores_and_the_selector_lifts_its
 
 
 def test_no_candidates_leave_nothing_for_the_selector_to_read(selector):
-    from bot.ranker import Judgement
+    from bot.answering.ranker import Judgement
 
     empty = Judgement(np.zeros(0), 0.0)
     assert with_selector(selector, "Anything?", [], empty, lambda document_id: "", 3) is empty

@@ -1,6 +1,6 @@
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from index.sentences import paragraphs, sentences
+from index.passages.sentences import paragraphs, sentences
 from index.types import Span
 
 

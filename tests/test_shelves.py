@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cli import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
-from bot.shelves import DEFAULT, Shelf, UnknownShelf, configured_shelves, shelf_for, shelf_named
+from bot.cli.main import EXIT_ERROR, EXIT_NOT_ANSWERED, EXIT_OK, main
+from bot.shelves.shelves import DEFAULT, Shelf, UnknownShelf, configured_shelves, shelf_for, shelf_named
 from config import load_settings
 from config.settings import InvalidSetting, default_index_dir
 from tests.conftest import SHARED_CACHE

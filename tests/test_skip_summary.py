@@ -1,6 +1,6 @@
 import json
 
-from bot.cli import EXIT_OK, main
+from bot.cli.main import EXIT_OK, main
 from tests.conftest import SHARED_CACHE, write_corpus
 
 

@@ -1,5 +1,5 @@
 """A quote is shown only while its file still says it: files edited, truncated, deleted or renamed
-after the build are caught before the answer is shown (bot/freshness.py)."""
+after the build are caught before the answer is shown (bot/answering/freshness.py)."""
 
 import os
 import sqlite3
@@ -9,18 +9,18 @@ from contextlib import closing
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from bot.answer import Answerer
-from bot.cli import EXIT_NOT_ANSWERED, EXIT_OK, main
-from bot import freshness
-from bot.freshness import Freshness, rebuild_command
-from bot.render import render_json, render_text
-from bot.shelves import shelf_named
+from bot.answering import freshness
+from bot.answering.answer import Answerer
+from bot.answering.freshness import Freshness, rebuild_command
+from bot.cli.main import EXIT_NOT_ANSWERED, EXIT_OK, main
+from bot.cli.render import render_json, render_text
+from bot.shelves.shelves import shelf_named
 from config import load_settings
-from index import store
 from index.build import build_index
 from index.errors import Unreadable
-from index.load import CorpusFile, read_document
-from index.web import WEB_DB, store_for
+from index.sources.load import CorpusFile, read_document
+from index.sources.web import WEB_DB, store_for
+from index.storage import store
 from tests.conftest import ANSWER_ALWAYS, make_settings, write_corpus
 from tests.documents import make_docx
 from tests.web_server import Site, serve
@@ -265,7 +265,7 @@ def test_no_edit_after_indexing_yields_a_quote_unlike_the_file(indexed_policy, e
 
 
 def test_discord_shows_the_note_with_reindex_and_no_server_path():
-    from bot.discord_render import answer_embed
+    from bot.discord.render import answer_embed
     from bot.types import Answer, Quote
 
     quote = Quote(RETURNS, "policy.txt", 10, 10 + len(RETURNS), 3, 1.2)

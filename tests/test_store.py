@@ -1,7 +1,7 @@
 import pytest
 
-from index import store
 from index.errors import IndexCorrupt, IndexMissing
+from index.storage import store
 
 
 def manifest() -> store.Manifest:

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from bot.uploads import (
+from bot.shelves.uploads import (
     ADDED, AUTOCOMPLETE_MAX, MAX_NAME_BYTES, MAX_NAME_CHARS, REMOVED, UPLOADS_DIR, Ledger, UploadLimits, UploadRefused,
     safe_name, save_upload,
 )
 from config.settings import InvalidSetting
-from index.load import discover, read_document
+from index.sources.load import discover, read_document
 from tests.conftest import make_settings
 from tests.documents import make_docx
 from tests.pdfs import make_pdf

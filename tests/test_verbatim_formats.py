@@ -15,10 +15,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from index.chunk import chunk
 from index.errors import Unreadable
-from index.load import CorpusFile, read_document
-from index.sentences import paragraphs
+from index.passages.chunk import chunk
+from index.passages.sentences import paragraphs
+from index.sources.load import CorpusFile, read_document
 from tests.pdfs import make_pdf
 
 ASCII_WORDS = ["honey", "Bees", "make", "the", "hive", "Dr.", "e.g.", "U.S.", "3,500", "(note)", "it's", "x", "Queen",
@@ -105,7 +105,7 @@ def test_every_sentence_is_an_exact_trimmed_span_inside_one_paragraph_with_its_l
 @hypothesis_settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(DOCUMENT, FORMAT), min_size=2, max_size=3), st.lists(st.sampled_from(ASCII_WORDS + OTHER_WORDS), min_size=1, max_size=4))
 def test_answers_quote_exactly_and_cite_the_right_line_and_page_in_every_format(tmp_path_factory, corpus, question):
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
     from index.build import build_index
     from tests.conftest import ANSWER_ALWAYS, make_settings
 

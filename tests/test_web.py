@@ -1,12 +1,12 @@
 import pytest
 
-from bot.answer import Answerer
-from bot.cli import main
-from bot.locate import answer_located
+from bot.answering.answer import Answerer
+from bot.answering.locate import answer_located
+from bot.cli.main import main
 from index.build import build_index
-from index.fetch import Fetcher, FetchFailed, Gone
+from index.sources.fetch import Fetcher, FetchFailed, Gone
+from index.sources.web import store_for
 from index.status import index_status, show_document
-from index.web import store_for
 from tests.conftest import make_settings
 from tests.web_server import Page, Site, serve
 

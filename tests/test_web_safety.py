@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from bot.answer import Answerer
-from index import web
+from bot.answering.answer import Answerer
 from index.build import build_index
-from index.fetch import ROBOTS_MAX_BYTES, Fetcher, FetchFailed, Gone, Refused
-from index.web import store_for
+from index.sources import web
+from index.sources.fetch import ROBOTS_MAX_BYTES, Fetcher, FetchFailed, Gone, Refused
+from index.sources.web import store_for
 from tests.test_web import FACTS, _add, _settings, site  # noqa: F401 (site is a fixture)
 from tests.web_server import Page, Site, serve
 

@@ -1,0 +1,1 @@
+"""Answering: retrieval's candidates ranked, selected, refused or quoted with their citations."""

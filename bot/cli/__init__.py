@@ -1,0 +1,1 @@
+"""The `verbatim` command line: its commands, how answers print, and `verbatim doctor` and `eval`."""

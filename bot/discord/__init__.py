@@ -1,0 +1,1 @@
+"""The Discord bot: the same answers, in a chat."""

@@ -1,0 +1,1 @@
+"""Shelves: named corpora, their sources, uploads, rebuilds, removals and feedback."""

@@ -1,0 +1,1 @@
+"""Sources: files and web pages become Documents (discovery, extraction in a sandbox, fetching)."""
