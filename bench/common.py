@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import re
@@ -20,6 +21,11 @@ RESULTS = ROOT / "bench" / "results"
 # The project's own cache (ONNX export, embeddings), wherever a benchmark runs from:
 # the default cache_dir (var/cache) of a verbatim run from the repository root.
 CACHE = ROOT / "var" / "cache"
+
+
+def bucket(title: str) -> int:
+    """A fixed half of a slice's articles, by a hash of the title: 0 on the fitting side, 1 on the measuring side."""
+    return hashlib.sha256(title.encode("utf-8")).digest()[0] % 2
 
 
 def set_defaults(**values: object) -> None:

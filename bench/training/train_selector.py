@@ -17,7 +17,8 @@ it with. A question whose article is not in its index gives a group with no posi
 Experiments (a `Variant`), written to var/selector/<variant>/ rather than bot/answering/models/selector/ and not shipped:
 `--context N` (`make try-selector-context`) trains one that also reads the last N characters before
 each sentence; `--layers N` (`make try-selector-layers`: 4) keeps the first N of MiniLM's 6 layers;
-`--epochs N` (`make try-selector-epochs`: 3) trains longer.
+`--epochs N` (`make try-selector-epochs`: 3) trains longer; `--shelf-negatives` (`make try-selector-shelf-negatives`)
+adds out-of-corpus groups mined from big shelves and on-topic unanswerable questions (`shelf_groups`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ import numpy as np
 # OpenMP threads that spin while waiting crawl when anything else runs on the 2 cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: its shared common.py
-from common import DATA, RESULTS, ROOT, require_data  # noqa: E402  (also puts the project on sys.path)
+from common import DATA, RESULTS, ROOT, bucket, require_data  # noqa: E402  (also puts the project on sys.path)
 
 from fit_ranker import FOLD_HOLDOUT, cached_hits, holds_answer, search_candidates, train_folds  # noqa: E402
 
 from bot.answering.ranker import Ranker  # noqa: E402
 from bot.answering.selector import MAX_TOKENS, MODEL_DIR, context_before, pair_text, write_checksum  # noqa: E402
-from bot.cli.evaluation import load_eval_set, select_slice  # noqa: E402
+from bot.cli.evaluation import EvalQuestion, EvalSet, load_eval_set, select_slice  # noqa: E402
 from index.embedding.embed import resolve_model  # noqa: E402
 from index.embedding.onnx_export import preoptimize, quantize_int8  # noqa: E402
 from index.storage.store import file_sha256  # noqa: E402
@@ -59,6 +60,8 @@ CHECKPOINT_EVERY = 500
 # Held out of training, for fitting how the selector's logit joins the ranker's score.
 STACK_FOLD = 3
 SQUAD_ARTICLES = 6
+# Out-of-corpus groups mined from shelves of thousands of passages, at most (`--shelf-negatives`).
+SHELF_GROUPS = 1200
 # A model that reads context before each sentence reads up to this many tokens of a pair.
 CONTEXT_MAX_TOKENS = 128
 # int8 with one scale per output channel of each weight matrix rather than one per matrix: on the calibration
@@ -86,12 +89,14 @@ class Variant:
     context: int = 0  # characters before each sentence it also reads
     layers: int = LAYERS  # of MiniLM's 6 transformer layers, the first this many
     epochs: int = EPOCHS
+    shelf_negatives: bool = False  # also groups of out-of-corpus questions on big shelves, and on-topic unanswerables
 
     @property
     def suffix(self) -> str:
         """What names its results files and work directories (nothing for the shipped one)."""
         return ((f"-context-{self.context}" if self.context else "") + (f"-layers-{self.layers}" if self.layers != LAYERS else "")
-                + (f"-epochs-{self.epochs}" if self.epochs != EPOCHS else ""))
+                + (f"-epochs-{self.epochs}" if self.epochs != EPOCHS else "")
+                + ("-shelf-negatives" if self.shelf_negatives else ""))
 
     @property
     def directory(self) -> Path:
@@ -111,10 +116,13 @@ def add_variant_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                         help=f"{verb} a selector that keeps the first N of MiniLM's 6 layers (an experiment)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="N",
                         help=f"{verb} a selector of N epochs' training instead of {EPOCHS} (an experiment)")
+    parser.add_argument("--shelf-negatives", action="store_true",
+                        help=f"{verb} a selector also trained on questions asked of shelves of thousands of passages "
+                             "that don't hold their article, and on-topic unanswerable questions (an experiment)")
 
 
 def variant_of(arguments: argparse.Namespace) -> Variant:
-    return Variant(arguments.context, arguments.layers, arguments.epochs)
+    return Variant(arguments.context, arguments.layers, arguments.epochs, arguments.shelf_negatives)
 
 
 def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True, context: int = 0) -> list[Group]:
@@ -135,8 +143,9 @@ def candidate_groups(collected: dict, ranker: Ranker, keep=lambda item: True, co
     return groups
 
 
-def mine_groups(context: int = 0) -> list[Group]:
-    """The training groups: TyDi's train folds but STACK_FOLD, and the first SQUAD_ARTICLES of SQuAD train."""
+def mine_groups(context: int = 0, shelf_negatives: bool = False) -> list[Group]:
+    """The training groups: TyDi's train folds but STACK_FOLD, and the first SQUAD_ARTICLES of SQuAD train
+    (with `shelf_negatives`, also `shelf_groups`)."""
     ranker = Ranker.load()
     tydi = select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "train")
     groups = []
@@ -148,7 +157,33 @@ def mine_groups(context: int = 0) -> list[Group]:
     trained_on = set(list(squad.articles)[:SQUAD_ARTICLES])
     groups += candidate_groups(search_candidates("squad-train", squad, set()), ranker,
                                lambda item: item["article"] in trained_on, context)
-    return groups
+    return groups + (shelf_groups(ranker, tydi, squad, context) if shelf_negatives else [])
+
+
+def shelf_groups(ranker: Ranker, tydi: EvalSet, squad: EvalSet, context: int = 0) -> list[Group]:
+    """Groups with no positive, of what a big shelf offers a question it can't answer: each training fold's
+    questions asked of ~2,000 other passages (TyDi train's even bucket and the SQuAD train articles trained on,
+    the distractors `make calibrate-shelves` fits with; never the measuring side's), SHELF_GROUPS of them
+    at most; and SQuAD train's on-topic unanswerable questions asked of their own article."""
+    train = select_slice(tydi, "train")
+    trained_on = set(list(squad.articles)[:SQUAD_ARTICLES])
+    pool = {**{t: x for t, x in train.articles.items() if bucket(t) == 0},
+            **{t: x for t, x in squad.articles.items() if t in trained_on}}
+    groups = []
+    for number, part in enumerate(train_folds(train)):
+        if number != STACK_FOLD:
+            shelf = EvalSet({**part.articles, **{t: x for t, x in pool.items() if t not in part.articles}}, part.questions)
+            collected = search_candidates(f"tydi-train-fold{number}-off-big-shelf", shelf, set(part.articles))
+            groups += candidate_groups(collected, ranker, context=context)
+    random.Random(SEED).shuffle(groups)
+    # An impossible answer, so search_candidates keeps the question and no candidate holds it.
+    never = "\x00no answer\x00"
+    unanswerable = tuple(EvalQuestion(q.question, (never,), q.article) for q in squad.questions
+                         if not q.answers and q.article in trained_on)
+    collected = search_candidates("squad-train-unanswerable", EvalSet({t: squad.articles[t] for t in trained_on}, unanswerable), set())
+    for item in collected["questions"]:
+        item["in_corpus"] = False
+    return groups[:SHELF_GROUPS] + candidate_groups(collected, ranker, context=context)
 
 
 def train(groups: list[Group], output: Path, variant: Variant = Variant()) -> dict:
@@ -321,7 +356,7 @@ def main() -> int:
         return 0
     require_data("tydiqa-en-train.json", "squad2-train-10.json")
     WORK.mkdir(parents=True, exist_ok=True)
-    groups = mine_groups(variant.context)
+    groups = mine_groups(variant.context, variant.shelf_negatives)
     stats = {"seed": SEED, "layers": variant.layers, "epochs": variant.epochs, "groups": len(groups),
              "groups_without_answer": sum(g.positive < 0 for g in groups), "pairs": sum(len(g.candidates) for g in groups)}
     print(json.dumps(stats), file=sys.stderr)

@@ -2,7 +2,7 @@
 # included by the root Makefile, run from the repository root. The scripts are in bench/training/ and run
 # from bench/, as the benchmarks do; their results go to bench/results/.
 
-.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves
+.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves
 
 # Fit the sentence ranker (bot/answering/models/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(BENCH_STAMP)
@@ -39,6 +39,10 @@ try-selector-layers: $(BENCH_STAMP)
 # (var/selector/epochs-3/, bench/results/selector-*-epochs-3.json).
 try-selector-epochs: $(BENCH_STAMP)
 	cd bench && ../$(PY) training/train_selector.py --epochs 3 && ../$(PY) training/calibrate_selector.py --epochs 3
+
+# The selector also trained on what big shelves offer questions they can't answer, and on on-topic unanswerables.
+try-selector-shelf-negatives: $(BENCH_STAMP)
+	cd bench && ../$(PY) training/train_selector.py --shelf-negatives && ../$(PY) training/calibrate_selector.py --shelf-negatives
 
 # The passage reader (bot/answering/models/reader/, off by default): an extractive reader trained from the bundled MiniLM on
 # the selector's training questions (seed 13, about an hour on 2 cores), then measured and calibrated after
