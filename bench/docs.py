@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # `python bench/docs.py` puts bench/ first on sys.path; the settings reference imports config/ from this tree.
 sys.path.insert(0, str(ROOT))
+from index.words import counted  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs"
@@ -249,7 +250,7 @@ def shelves_table(results: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in results["sizes"]:
         lines.append(
-            f"| {row['size']} ({row['shelves']} shelves) | {row['passages']:,} | {row['answerable']} | {percent(row['answered'])} | "
+            f"| {row['size']} ({counted(row['shelves'], 'shelf', 'shelves')}) | {row['passages']:,} | {row['answerable']} | {percent(row['answered'])} | "
             f"{percent(row['first_quote_hit'])} | {row['out_of_corpus']} | {percent(row['out_of_corpus_not_answered'])} | "
             f"{percent(row['out_of_corpus_not_sure'])} | {percent(row['unanswerable_not_answered'])} | "
             f"{percent(row['answerable_not_sure'])} | {row['latency_ms_p50']:.0f} ms |")
@@ -268,7 +269,25 @@ def shelves_page() -> str:
         if results is not None:
             sections += [f"## {title}", "", f"`bench/results/{name}`, {results['seconds']} s.", "",
                          *shelves_table(results), ""]
+    sections += checked_by_hand_lines()
     return "\n".join(sections)
+
+
+def checked_by_hand_lines() -> list[str]:
+    """How many of the largest shelf's answered out-of-corpus questions a distractor truly answered, by hand."""
+    answered = read_json("shelves-answered-out-of-corpus.json")
+    checked = read_json("shelves-answered-out-of-corpus-checked.json")
+    if answered is None or checked is None:
+        return []
+    questions = {row["question"] for row in answered["answered"]}
+    # Labels of questions no longer answered (another model, another run) don't count.
+    labels = [row for row in checked["checked"] if row["question"] in questions]
+    right = sum(row["right"] for row in labels)
+    return ["## Out-of-corpus questions answered: checked by hand", "",
+            f"On the {answered['size']} shelf, {counted(len(questions), 'out-of-corpus question')} got an answer "
+            f"(`bench/results/shelves-answered-out-of-corpus.json`). A distractor paragraph may truly answer one: "
+            f"{counted(len(labels), 'of them was', 'of them were')} checked by hand "
+            f"(`shelves-answered-out-of-corpus-checked.json`), and {right} of those quotes answer the question.", ""]
 
 
 PAGES = {"shelves.md": shelves_page, "benchmarks.md": benchmarks_page, "settings.md": settings_page}

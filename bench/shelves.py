@@ -17,7 +17,6 @@ band below it. Writes bench/results/shelves-fit.json, or bench/results/shelves[-
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, ROOT, held_out_index, require_data, set_defaults, write_json_results  # (also puts the project on sys.path)
+from common import DATA, ROOT, bucket, held_out_index, require_data, set_defaults, write_json_results  # (also puts the project on sys.path)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))  # the training scripts whose pieces it reuses
 from fit_ranker import fit_refusal_on  # noqa: E402
@@ -57,10 +56,6 @@ class Shelf:
     articles: dict[str, str]
     questions: tuple[EvalQuestion, ...]
     off_shelf: frozenset[str]
-
-
-def bucket(title: str) -> int:
-    return hashlib.sha256(title.encode("utf-8")).digest()[0] % 2
 
 
 def articles_of(eval_set: EvalSet, keep=lambda title: True) -> dict[str, str]:
@@ -165,6 +160,8 @@ def ask_shelf(shelf: Shelf, fit: bool) -> list[dict]:
                 "outcome": answer.outcome, "evidence": list(answer.evidence),
                 "first_holds": bool(shown) and any(gold in shown[0].text for gold in question.answers),
                 "first_chars": len(shown[0].text) if shown else 0, "took_ms": answer.took_ms,
+                "question": question.question, "quote": shown[0].text if shown else None,
+                "quote_source": shown[0].source if shown else None,
             })
         return records
 
@@ -194,6 +191,18 @@ def summary(records: list[dict]) -> list[dict]:
             "latency_ms_p50": round(float(np.median([r["took_ms"] for r in group])), 2),
         })
     return rows
+
+
+ANSWERED_OUT_OF_CORPUS = "shelves-answered-out-of-corpus.json"
+
+
+def answered_out_of_corpus(records: list[dict]) -> dict:
+    """The largest shelf's out-of-corpus questions that got an answer, with the quote shown: a distractor may
+    truly answer one, so a sample is checked by hand (shelves-answered-out-of-corpus-checked.json)."""
+    largest = max(records, key=lambda r: r["passages"])["size"]
+    answered = [{"question": r["question"], "quote": r["quote"], "source": r["quote_source"]} for r in records
+                if r["size"] == largest and not r["in_corpus"] and not r["unanswerable"] and r["outcome"] == "answered"]
+    return {"size": largest, "answered": sorted(answered, key=lambda r: r["question"])}
 
 
 def mean(values) -> float:
@@ -266,6 +275,8 @@ def main() -> int:
         name = f"shelves-{args.name}.json" if args.name else "shelves.json"
         write_json_results(name, {"data": __doc__.split("\n\n")[1], "settings": settings_note(),
                                   "seconds": round(time.perf_counter() - started), "sizes": summary(records)})
+        if not args.name and not args.only:
+            write_json_results(ANSWERED_OUT_OF_CORPUS, answered_out_of_corpus(records))
         return 0
     if args.fit:
         RECORDS.parent.mkdir(parents=True, exist_ok=True)
