@@ -144,6 +144,7 @@ class Answerer:
         certainty for a probability, 0.3 above it for retrieval's own confidence."""
         threshold = self._threshold()
         return threshold + 0.3 if self.ranker is None else (threshold + 1.0) / 2
+
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
 
