@@ -284,7 +284,7 @@ def checked_by_hand_lines() -> list[str]:
     labels = [row for row in checked["checked"] if row["question"] in questions]
     right = sum(row["right"] for row in labels)
     return ["## Out-of-corpus questions answered: checked by hand", "",
-            f"On the {answered['size']} shelf, {counted(len(questions), 'out-of-corpus question')} got an answer "
+            f"On the {answered['size']} shelf, {answered['answered_count']:,} of {counted(answered['out_of_corpus'], 'out-of-corpus question')} got an answer "
             f"(`bench/results/shelves-answered-out-of-corpus.json`). A distractor paragraph may truly answer one: "
             f"{counted(len(labels), 'of them was', 'of them were')} checked by hand "
             f"(`shelves-answered-out-of-corpus-checked.json`), and {right} of those quotes answer the question.", ""]

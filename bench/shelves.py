@@ -202,7 +202,9 @@ def answered_out_of_corpus(records: list[dict]) -> dict:
     largest = max(records, key=lambda r: r["passages"])["size"]
     answered = [{"question": r["question"], "quote": r["quote"], "source": r["quote_source"]} for r in records
                 if r["size"] == largest and not r["in_corpus"] and not r["unanswerable"] and r["outcome"] == "answered"]
-    return {"size": largest, "answered": sorted(answered, key=lambda r: r["question"])}
+    asked = sum(r["size"] == largest and not r["in_corpus"] and not r["unanswerable"] for r in records)
+    return {"size": largest, "out_of_corpus": asked, "answered_count": len(answered),
+            "answered": sorted(answered, key=lambda r: r["question"])}
 
 
 def mean(values) -> float:

@@ -31,12 +31,14 @@ def _generate(docs, generator: str) -> str:
 
 
 def _changed(value):
-    """Every number in a results file moved, so any figure shown from it moves too."""
+    """Every number in a results file moved and every flag flipped, so any figure shown from it moves too."""
     if isinstance(value, dict):
         return {key: _changed(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_changed(item) for item in value]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        return not value
+    if not isinstance(value, int | float):
         return value
     return value + 7 if isinstance(value, int) else value * 1.37 + 0.0173
 
