@@ -41,8 +41,14 @@ def run(
     """`python -m bot.cli ARGUMENTS` with a clean environment."""
     return subprocess.run(
         [*(python or [sys.executable, "-m", "bot.cli"]), *arguments], cwd=cwd, env=clean_env(cwd, env, home),
-        input=stdin, capture_output=True, timeout=120,
+        input=stdin, capture_output=True, timeout=120, preexec_fn=interruptible,
     )
+
+
+def interruptible() -> None:
+    """Ctrl-C's default in the child: a suite started in the background (`cmd &` in a script) inherits
+    SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def clean_env(cwd: Path, extra: dict[str, str] | None = None, home: Path | None = None) -> dict[str, str]:
@@ -235,7 +241,7 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(module, built, tmp
 def test_ctrl_c_while_chat_waits_exits_130(built, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", *index_options(built), "chat"], cwd=tmp_path, env=clean_env(tmp_path),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible,
     )
     try:
         # chat prints its greeting once the model and index are loaded, then waits on stdin.
