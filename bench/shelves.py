@@ -200,10 +200,10 @@ def answered_out_of_corpus(records: list[dict]) -> dict:
     """The largest shelf's out-of-corpus questions that got an answer, with the quote shown: a distractor may
     truly answer one, so a sample is checked by hand (shelves-answered-out-of-corpus-checked.json)."""
     largest = max(records, key=lambda r: r["passages"])["size"]
-    answered = [{"question": r["question"], "quote": r["quote"], "source": r["quote_source"]} for r in records
-                if r["size"] == largest and not r["in_corpus"] and not r["unanswerable"] and r["outcome"] == "answered"]
-    asked = sum(r["size"] == largest and not r["in_corpus"] and not r["unanswerable"] for r in records)
-    return {"size": largest, "out_of_corpus": asked, "answered_count": len(answered),
+    outside = [r for r in records if r["size"] == largest and not r["in_corpus"] and not r["unanswerable"]]
+    answered = [{"question": r["question"], "quote": r["quote"], "source": r["quote_source"]} for r in outside
+                if r["outcome"] == "answered"]
+    return {"size": largest, "out_of_corpus": len(outside), "answered_count": len(answered),
             "answered": sorted(answered, key=lambda r: r["question"])}
 
 

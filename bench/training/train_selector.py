@@ -157,16 +157,15 @@ def mine_groups(context: int = 0, shelf_negatives: bool = False) -> list[Group]:
     trained_on = set(list(squad.articles)[:SQUAD_ARTICLES])
     groups += candidate_groups(search_candidates("squad-train", squad, set()), ranker,
                                lambda item: item["article"] in trained_on, context)
-    return groups + (shelf_groups(ranker, tydi, squad, context) if shelf_negatives else [])
+    return groups + (shelf_groups(ranker, tydi, squad, trained_on, context) if shelf_negatives else [])
 
 
-def shelf_groups(ranker: Ranker, tydi: EvalSet, squad: EvalSet, context: int = 0) -> list[Group]:
+def shelf_groups(ranker: Ranker, train: EvalSet, squad: EvalSet, trained_on: set[str], context: int = 0) -> list[Group]:
     """Groups with no positive, of what a big shelf offers a question it can't answer: each training fold's
     questions asked of ~2,000 other passages (TyDi train's even bucket and the SQuAD train articles trained on,
     the distractors `make calibrate-shelves` fits with; never the measuring side's), SHELF_GROUPS of them
-    at most; and SQuAD train's on-topic unanswerable questions asked of their own article."""
-    train = select_slice(tydi, "train")
-    trained_on = set(list(squad.articles)[:SQUAD_ARTICLES])
+    at most; and SQuAD train's on-topic unanswerable questions asked of their own article (`train`: TyDi's train
+    slice; `trained_on`: the SQuAD articles the selector trains on)."""
     pool = {**{t: x for t, x in train.articles.items() if bucket(t) == 0},
             **{t: x for t, x in squad.articles.items() if t in trained_on}}
     groups = []
