@@ -8,7 +8,7 @@ from index.sources.fetch import Fetcher, FetchFailed, Gone
 from index.sources.web import store_for
 from index.status import index_status, show_document
 from tests.conftest import make_settings
-from tests.web_server import Page, Site, serve
+from tests.web_server import FakeTime, Page, Site, serve
 
 FACTS = {
     "lighthouse": "The lighthouse keeper, Ada Brand, lit the harbour lamp at dusk every day for forty years.",
@@ -140,14 +140,8 @@ def test_a_sitemap_lists_the_pages_to_index(tmp_path, site):
 
 
 def test_the_fetcher_waits_between_requests_to_one_host_and_caps_page_size(site):
-    now = [0.0]
-    waits = []
-
-    def sleep(seconds):
-        waits.append(round(seconds, 3))
-        now[0] += seconds
-
-    fetcher = Fetcher(timeout=1, delay=2.0, max_bytes=120, clock=lambda: now[0], sleep=sleep)
+    fake = FakeTime()
+    fetcher = Fetcher(timeout=1, delay=2.0, max_bytes=120, clock=fake.clock, sleep=fake.sleep)
     inward = {"inward": True}  # the site is on 127.0.0.1
     site.pages["/small"] = Page(b"tiny", "text/plain")
     site.pages["/big"] = Page(b"x" * 500, "text/plain")
@@ -156,9 +150,9 @@ def test_the_fetcher_waits_between_requests_to_one_host_and_caps_page_size(site)
         fetcher.get(site.base + "/big", **inward)
     with pytest.raises(Gone, match="robots.txt"):
         fetcher.get(site.base + "/private/secret", **inward)
-    assert waits == [2.0, 2.0]
+    assert fake.waits == [2.0, 2.0]
     assert fetcher.get(site.base.replace("127.0.0.1", "localhost") + "/small", **inward).body == b"tiny"
-    assert waits == [2.0, 2.0, 2.0]  # the new host's robots.txt, then its page: one wait, not for the other host
+    assert fake.waits == [2.0, 2.0, 2.0]  # the new host's robots.txt, then its page: one wait, not for the other host
     fetcher.close()
 
 

@@ -16,7 +16,7 @@ from index.sources import web
 from index.sources.fetch import ROBOTS_MAX_BYTES, Fetcher, FetchFailed, Gone, Refused
 from index.sources.web import store_for
 from tests.test_web import FACTS, _add, _settings, site  # noqa: F401 (site is a fixture)
-from tests.web_server import Page, Site, serve
+from tests.web_server import FakeTime, Page, Site, serve
 
 SECRET = "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -252,21 +252,15 @@ def test_robots_txt_is_read_no_further_than_500_kib(site):
 # 9: Crawl-delay
 
 def test_crawl_delay_is_honoured_up_to_the_cap(site):
-    now = [0.0]
-    waits = []
-
-    def sleep(seconds):
-        waits.append(round(seconds, 3))
-        now[0] += seconds
-
+    fake = FakeTime()
     site.pages["/small"] = Page(b"tiny", "text/plain")
     for asked, expected in ((86400, 5.0), (3, 3.0)):
         site.pages["/robots.txt"] = Page(f"User-agent: *\nCrawl-delay: {asked}\n".encode(), "text/plain")
-        fetcher = _fetcher(max_crawl_delay=5.0, clock=lambda: now[0], sleep=sleep)
-        waits.clear()
+        fetcher = _fetcher(max_crawl_delay=5.0, clock=fake.clock, sleep=fake.sleep)
+        fake.waits.clear()
         fetcher.get(site.base + "/small", inward=True)  # robots.txt, then the page: one wait
         fetcher.get(site.base + "/small", inward=True)
-        assert waits == [expected, expected]
+        assert fake.waits == [expected, expected]
 
 
 def test_web_pages_are_fetched_without_holding_the_build_lock(tmp_path, site):

@@ -14,6 +14,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @dataclass
+class FakeTime:
+    """A clock that moves only when the code under test sleeps; `waits` records each sleep, rounded to ms."""
+
+    now: float = 0.0
+    waits: list[float] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 3))
+        self.now += seconds
+
+
+@dataclass
 class Page:
     body: bytes
     content_type: str = "text/html; charset=utf-8"
