@@ -70,6 +70,22 @@ def write_corpus(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
     return corpus
 
 
+def built_corpus(root: Path, files: dict[str, str | bytes]) -> Path:
+    """`files` as root/corpus, indexed into root/index: a module's corpus, built once for its tests to copy."""
+    from index.build import build_index
+
+    write_corpus(root, files)
+    build_index(make_settings(root))
+    return root
+
+
+def copy_built(built: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a built corpus and its index, which it may change."""
+    for part in ("corpus", "index"):
+        shutil.copytree(built / part, tmp_path / part)
+    return tmp_path
+
+
 @pytest.fixture
 def seed_settings(tmp_path: Path) -> Settings:
     """Settings for a corpus holding just the seed article."""

@@ -7,9 +7,8 @@ import pytest
 from bot.answering.answer import Answerer
 from bot.discord.bot import PUBLIC_FAILURE, AnswerView, MentionLimiter, VerbatimBot, allowed_guilds
 from bot.discord.render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
-from index.build import build_index
 from index.errors import VerbatimError
-from tests.conftest import make_settings, write_corpus
+from tests.conftest import built_corpus, copy_built, make_settings, write_corpus
 from tests.discord_fakes import FakeInteraction, check_payload, dispatch, offline
 
 HIVE = ("Honey bees live in hives of about fifty thousand workers. The queen lays up to two thousand eggs a day.\n\n"
@@ -20,16 +19,12 @@ ADMIN = discord.Permissions(manage_guild=True)
 @pytest.fixture(scope="module")
 def hive(tmp_path_factory):
     """The bees corpus and its index, built once; each test gets its own copy."""
-    root = tmp_path_factory.mktemp("hive")
-    write_corpus(root, {"bees.txt": HIVE})
-    build_index(make_settings(root))
-    return root
+    return built_corpus(tmp_path_factory.mktemp("hive"), {"bees.txt": HIVE})
 
 
 @pytest.fixture
 async def bot(tmp_path, hive):
-    for part in ("corpus", "index"):
-        shutil.copytree(hive / part, tmp_path / part)
+    copy_built(hive, tmp_path)
     settings = make_settings(tmp_path, feedback_db=tmp_path / "feedback.sqlite", discord_cooldown_rate=3,
                              discord_owner_ids=[7])
     client = await offline(VerbatimBot(settings, Answerer(settings)))

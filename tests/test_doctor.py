@@ -14,8 +14,7 @@ from aiohttp import web
 from bot.answering import selector
 from bot.cli.doctor import FAIL, OK, embedder_check, login_check, model_check, offline_checks, token_check
 from bot.cli.main import EXIT_ERROR, EXIT_OK, main
-from index.build import build_index
-from tests.conftest import SHARED_CACHE, make_settings, write_corpus
+from tests.conftest import SHARED_CACHE, built_corpus, copy_built, make_settings, write_corpus
 
 # The shape of a bot token (the bot's id in base64url, then two more parts); not a real one.
 TOKEN = base64.urlsafe_b64encode(b"123456789012345678").decode().rstrip("=") + ".GxYz12.abcDEF_ghi-JKLmnoPQRstuVWXyz0123456"
@@ -24,17 +23,12 @@ GOOD = {"discord_token": TOKEN, "discord_allowed_guild_ids": [100], "doctor_min_
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("doctor")
-    write_corpus(root, {"bees.txt": "Honey bees live in hives of about fifty thousand workers.\n"})
-    build_index(make_settings(root))
-    return root
+    return built_corpus(tmp_path_factory.mktemp("doctor"), {"bees.txt": "Honey bees live in hives of about fifty thousand workers.\n"})
 
 
 @pytest.fixture
 def shelf(tmp_path, built):
-    for part in ("corpus", "index"):
-        shutil.copytree(built / part, tmp_path / part)
-    return tmp_path
+    return copy_built(built, tmp_path)
 
 
 def failed(checks, what: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import discord
 import discord.ext.test as dpytest
@@ -18,8 +17,7 @@ from bot.discord.render import EMBED_TOTAL_MAX, FIELD_VALUE_MAX
 from bot.shelves.feedback import FeedbackStore
 from bot.shelves.report import feedback_report, question_key, report_embed
 from bot.types import Answer, Quote
-from index.build import build_index
-from tests.conftest import make_settings, write_corpus
+from tests.conftest import built_corpus, copy_built, make_settings
 from tests.discord_fakes import FakeInteraction, check_embed, dispatch, offline
 
 EGGS = Quote("The queen lays up to two thousand eggs a day.", "bees.txt", 58, 104, 1, 1.2)
@@ -113,16 +111,12 @@ HIVE = "Honey bees live in hives of about fifty thousand workers. The queen lays
 
 @pytest.fixture(scope="module")
 def hive(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hive")
-    write_corpus(root, {"bees.txt": HIVE})
-    build_index(make_settings(root))
-    return root
+    return built_corpus(tmp_path_factory.mktemp("hive"), {"bees.txt": HIVE})
 
 
 @pytest.fixture
 async def bot(tmp_path, hive):
-    for part in ("corpus", "index"):
-        shutil.copytree(hive / part, tmp_path / part)
+    copy_built(hive, tmp_path)
     settings = make_settings(tmp_path, feedback_db=tmp_path / "feedback.sqlite", discord_owner_ids=[7])
     client = await offline(VerbatimBot(settings, Answerer(settings)))
     client.add_view(AnswerView(client))
