@@ -1,6 +1,6 @@
 # Benchmarks, included by the root Makefile: every target runs from the repository root.
 
-.PHONY: bench bench-late-chunking bench-embedder-quantization bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-scoped bench-web eval-ann eval-reader eval-no-selector eval-no-ranker bench-shelves bench-fresh-clone bench-hostile
+.PHONY: bench bench-late-chunking bench-embedder-quantization bench-embedder-speed bench-peers bench-speed bench-incremental bench-crash bench-scale bench-cluster bench-discord bench-scoped bench-web eval-ann eval-reader eval-no-selector eval-no-ranker bench-shelves bench-fresh-clone bench-hostile
 
 # Benchmarks (long; results in bench/results/). Peers are installed only here.
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -20,6 +20,10 @@ bench-late-chunking: $(STAMP)
 # (the -retrained files), their results files copied; not shipped.)
 bench-embedder-quantization: $(STAMP)
 	cd bench && ../$(PY) embedder_quantization.py
+
+# The distilled embedder against the bundled MiniLM: answer() p50, build throughput, cold ask (embedder-speed.json).
+bench-embedder-speed: $(BENCH_STAMP)
+	cd bench && ../$(PY) embedder_speed.py
 
 bench-peers: $(BENCH_STAMP)
 	cd bench && ../$(PY) peers.py

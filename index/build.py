@@ -244,6 +244,12 @@ def _full_rebuild_reason(settings: Settings, manifest: store.Manifest | None) ->
         return f"index format {manifest.format_version} -> {store.FORMAT_VERSION}"
     if manifest.model != settings.model:
         return f"model changed: {manifest.model} -> {settings.model}"
+    from index.embedding.engine import model_checksum
+
+    checksum = model_checksum(settings.model)
+    # An index from before checksums were recorded is trusted on the model's name.
+    if manifest.model_sha256 and manifest.model_sha256 != checksum:
+        return f"model's files changed: sha256 {manifest.model_sha256[:12]} -> {checksum[:12]}"
     if (manifest.passage_max_chars, manifest.passage_min_chars) != (settings.passage_max_chars, settings.passage_min_chars):
         return "chunking settings changed"
     if _engine_changed(settings, manifest):
@@ -255,9 +261,11 @@ def _full_rebuild_reason(settings: Settings, manifest: store.Manifest | None) ->
 
 
 def _engine_changed(settings: Settings, manifest: store.Manifest) -> bool:
+    from index.embedding.engine import wanted_engine
+
     if settings.embedding_engine == "sentence-transformers":
         return manifest.engine != "sentence-transformers"
-    wanted = "onnx-int8" if settings.onnx_int8 else "onnx"
+    wanted = wanted_engine(settings)
     # "auto" accepts an index whose model was tried and could not be exported.
     unexportable = settings.embedding_engine == "auto" and manifest.engine_note.startswith("no ONNX export")
     return manifest.engine != wanted and not unexportable
@@ -275,7 +283,7 @@ def _write_generation(
     settings: Settings, documents: list[Document], progress: Progress, use_cache: bool, cluster=None
 ) -> tuple[Path, int]:
     from index.embedding.cache import EmbeddingCache
-    from index.embedding.engine import build_engine, engine_key
+    from index.embedding.engine import build_engine, engine_key, model_checksum
 
     # Counted in characters, so one huge document shows progress too.
     progress.start("chunking", sum(len(d.text) for d in documents))
@@ -333,6 +341,7 @@ def _write_generation(
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION,
         model=settings.model,
+        model_sha256=model_checksum(settings.model),
         dimension=engine.embedder.dimension,
         passage_max_chars=settings.passage_max_chars,
         passage_min_chars=settings.passage_min_chars,

@@ -31,6 +31,8 @@ from bot.answering.answer import Answerer  # noqa: E402
 from bot.answering.ranker import FEATURES, FILES, MODEL_DIR, REFUSAL_FEATURES, features, refusal_evidence  # noqa: E402
 from bot.answering.selector import write_checksum  # noqa: E402
 from bot.cli.evaluation import EvalSet, load_eval_set, select_slice  # noqa: E402
+from config import load_settings  # noqa: E402
+from index.embedding.engine import model_checksum  # noqa: E402
 from index.search.hybrid import Hit  # noqa: E402
 
 GROUPS = ROOT / "var" / "ranker"
@@ -41,10 +43,12 @@ FOLDS = 4
 FOLD_HOLDOUT = 80
 ANSWERED = 0.95
 L2 = 1e-2
-# Retrieval's candidates are reused while the search and build that make them are unchanged; the
-# ranker's features are computed from them afresh on each run.
+# Retrieval's candidates are reused while the search and build that make them, and the embedder they were
+# searched with (the default model's files, by checksum), are unchanged; the ranker's features are computed
+# from them afresh on each run.
 CODE_HASH = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in ("index/search/hybrid.py", "index/build.py", "index/sources/load.py",
-                                                                        "index/embedding/engine.py", "index/embedding/onnx_export.py"))).hexdigest()[:12]
+                                                                        "index/embedding/engine.py", "index/embedding/onnx_export.py"))
+                           + model_checksum(load_settings().model).encode()).hexdigest()[:12]
 # The text before each candidate kept, for a selector trained with context (`make try-selector-context`).
 BEFORE_CHARS = 320
 # What a candidate keeps of its Hit: enough to compute FEATURES again.

