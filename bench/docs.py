@@ -301,8 +301,13 @@ def embedder_alone_block() -> str:
     rows = [[f"**{name} (installed)**" if name == installed else name,
              *(ratio(figures[f"{unit}_hit_at_{k}"]) for unit in ("sentence", "paragraph") for k in (1, 5))]
             for name, figures in results["embedders"].items()]
+    speed = read_json("embedder-speed.json")
+    pace = ("" if speed is None else
+            " Against the bundled MiniLM, in one run on {machine} (`make bench-embedder-speed`, `embedder-speed.json`): "
+            "answer() p50 {answer_p50:.2f}×, build throughput {build_throughput:.2f}×, cold `ask` {cold_ask:.2f}×.".format(
+                machine=speed["machine"], **speed["distilled_against_bundled"]))
     return "\n".join([*table(["embedder", "sentence hit@1", "sentence hit@5", "passage hit@1", "passage hit@5"], rows), "",
-                      "From `make train-embedder` (`bench/results/embedder-distillation.json`)."])
+                      "From `make train-embedder` (`bench/results/embedder-distillation.json`)." + pace])
 
 
 # The stack on each embedder: (column, suffix of its results files). The shipped stack's files have none.
