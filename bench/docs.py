@@ -271,7 +271,38 @@ def shelves_page() -> str:
             sections += [f"## {title}", "", f"`bench/results/{name}`, {results['seconds']} s.", "",
                          *shelves_table(results), ""]
     sections += checked_by_hand_lines()
+    sections += evidence_lines()
     return "\n".join(sections)
+
+
+def evidence_lines() -> list[str]:
+    """What more evidence would let the refusal refuse on the fit side's shelves (`make try-shelf-evidence`)."""
+    results = read_json("shelves-evidence.json")
+    if results is None:
+        return []
+    sizes = list(results["reach"])
+    reach = results["reach"]
+    lines = ["## More evidence for the refusal: tried, not shipped", "",
+             f"`make try-shelf-evidence` (`bench/results/shelves-evidence.json`, {results['seconds']} s) refits the refusal on the "
+             "fit side's shelves with more evidence: the selector reading the ranker's best 8 sentences rather than 3 (the "
+             "candidate set), and how much of the question's rarer words the chosen sentence and its document hold (the "
+             "question's subject). Out-of-corpus questions refused when every size answers 95% of its own, fitted on the "
+             "whole fit side (in sample) and on half its articles, measured on the other half (both ways, averaged):", "",
+             "| evidence | " + " | ".join(f"{size}: in sample" for size in sizes[-1:]) + " | "
+             + " | ".join(f"{size}: other half" for size in sizes) + " | answered, " + sizes[-1] + ", other half |",
+             "|---|" + "---|" * (len(sizes) + 2)]
+    for name, variant in results["variants"].items():
+        halves = variant["across_halves"]
+        lines.append(f"| {name} | {percent(variant['in_sample'][sizes[-1]]['out_of_corpus_refused'])} | "
+                     + " | ".join(percent(halves[size]["out_of_corpus_refused"]) for size in sizes)
+                     + f" | {percent(halves[sizes[-1]]['answered'])} |")
+    largest = reach[sizes[-1]]
+    lines += ["", f"On the {sizes[-1]} shelf, {percent(largest['answer_read'])} of the {largest['in_corpus']} in-corpus "
+              f"questions have their answer among the 3 sentences the selector reads, and {percent(largest['answer_in_8'])} "
+              f"among the ranker's best 8. To answer 95% of them, the refusal must also answer at least "
+              f"{percent(max(0.0, 0.95 - largest['answer_read']))} of them whose sentences read hold no answer, as an "
+              "out-of-corpus question's do.", ""]
+    return lines
 
 
 def checked_by_hand_lines() -> list[str]:

@@ -2,7 +2,7 @@
 # included by the root Makefile, run from the repository root. The scripts are in bench/training/ and run
 # from bench/, as the benchmarks do; their results go to bench/results/.
 
-.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves train-embedder try-embedder-objectives try-embedder-ceiling
+.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves try-shelf-evidence train-embedder try-embedder-objectives try-embedder-ceiling
 
 # Fit the sentence ranker (bot/answering/models/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(BENCH_STAMP)
@@ -73,6 +73,11 @@ tune-quotes: $(STAMP)
 # Refit the selector's stacked refusal and its "not sure" band across shelf sizes (fit-side data only).
 calibrate-shelves: $(BENCH_STAMP)
 	cd bench && ../$(PY) shelves.py --fit
+
+# An experiment: would the refusal refuse more on big shelves with more evidence (the selector reading 8 sentences,
+# the question's words in the chosen document)? Fit-side shelves only; bench/results/shelves-evidence.json.
+try-shelf-evidence: $(BENCH_STAMP)
+	cd bench && ../$(PY) shelves_evidence.py
 
 # Distil all-mpnet-base-v2 (downloaded by this target only, checksum-checked, into var/embedder/teacher/) into a
 # MiniLM-size student, measure teacher, MiniLM and student alone on TyDi's calib slice
