@@ -269,7 +269,7 @@ def shelves_page() -> str:
         results = read_json(name)
         if results is not None:
             sections += [f"## {title}", "", f"`bench/results/{name}`, {results['seconds']} s.", "",
-                         *shelves_table(results), ""]
+                         *shelves_table(results), "", *not_sure_lines(results)]
     sections += checked_by_hand_lines()
     sections += evidence_lines()
     return "\n".join(sections)
@@ -303,6 +303,15 @@ def evidence_lines() -> list[str]:
               f"{percent(max(0.0, 0.95 - largest['answer_read']))} of them whose sentences read hold no answer, as an "
               "out-of-corpus question's do.", ""]
     return lines
+
+
+def not_sure_lines(results: dict) -> list[str]:
+    """Of the answerable questions not answered, how many still show the right passage, as "not sure"."""
+    rows = [row for row in results["sizes"] if "missed" in row]
+    if not rows or not any(row["missed"] for row in rows):
+        return []
+    counts = "; ".join(f"{row['size']}, {row['missed_shown_right_passage']} of {row['missed']}" for row in rows)
+    return [f"Answerable questions not answered that are shown the right passage as \"not sure\": {counts}.", ""]
 
 
 def checked_by_hand_lines() -> list[str]:
