@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     reader_min_probability: float = Field(0.5, ge=0, le=1, description=(
         "With the reader on, refuse below this stacked probability (fitted by `make calibrate-reader`)."))
     reader_sentences: int = Field(1, ge=1, le=10, description="The reader reads this many of the selector's best sentences, with their neighbours.")
+    reader_doubt_margin: float = Field(0.0, ge=0, description=(
+        "With the reader off: when the selector's two best sentences score within this of each other, the passage "
+        "reader reads them anyway and may change which is quoted first; whether to answer stays the selector's "
+        "decision (fitted by `make tune-reader-doubt`). 0: never."))
     # Below its stage's min probability but at least this: the closest quote is shown as "not sure";
     # None: no such band (a plain refusal).
     ranker_not_sure_probability: float | None = Field(None, ge=0, le=1, description=(
@@ -228,6 +232,11 @@ class Settings(BaseSettings):
         "`verbatim doctor` fails when the disk holding an index or the cache has less free space than this many MB."))
     feedback_report_top: int = Field(10, ge=1, le=25, description=(
         "How many refused or not-sure questions, down-voted quotes and documents `feedback report` and /report list."))
+
+    @property
+    def reads_passages(self) -> bool:
+        """Whether the passage reader reads: every question (`reader`), or those the selector is torn on."""
+        return self.reader or self.reader_doubt_margin > 0
 
     @property
     def cache_path(self) -> Path:

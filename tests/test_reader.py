@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.answering.answer import Answerer, rank, with_reader, with_selector
+from bot.answering.answer import Answerer, doubtful, rank, reordered_by_reader, with_reader, with_selector
 from bot.answering.ranker import Judgement
 from bot.answering.reader import CONTEXT_SENTENCES, FILES, MAX_SPAN_TOKENS, MODEL_DIR, Reader, sentence_scores, windows
 from bot.answering.selector import SelectorUnavailable
@@ -158,3 +158,27 @@ def test_the_reader_refuses_the_wifi_password_and_names_the_password_policy(hand
 def test_no_candidates_leave_nothing_for_the_reader_to_read(reader):
     empty = Judgement(np.zeros(0), 0.0)
     assert with_reader(reader, "Anything?", [], empty, lambda document_id: "", 1) is empty
+
+
+def test_doubt_is_the_two_best_after_the_selector_being_close():
+    judged = Judgement(np.array([0.0, 2.0, 1.0]), 0.5, (None, None, 0.5))  # after the lift: 0, 2 and 1.5
+    assert doubtful(judged, 0.6) and not doubtful(judged, 0.5)
+    assert not doubtful(Judgement(np.array([1.0]), 0.5), 100.0)  # one candidate: nothing to choose between
+
+
+def test_with_the_reader_off_it_reorders_a_torn_question_but_never_decides(handbook):
+    question = "How long must a password be?"
+    hits = handbook.searcher.search(question)
+    judged = with_selector(handbook.selector, question, hits, handbook.ranker.judge(question, hits),
+                           handbook.searcher.document_title, 3)
+    reordered = reordered_by_reader(handbook.reader, question, hits, judged, handbook.searcher.document_text, 1)
+    assert (reordered.probability, reordered.probabilities, reordered.evidence) == \
+        (judged.probability, judged.probabilities, judged.evidence)  # the selector's decision, untouched
+    assert reordered.boosts != judged.boosts  # what the reader read was lifted
+
+    never = Answerer(handbook.settings.model_copy(update={"reader": False, "reader_doubt_margin": 0.0}))
+    always = Answerer(handbook.settings.model_copy(update={"reader": False, "reader_doubt_margin": 1e9}))
+    assert never.reader is None and always.reader is not None
+    for asked in (question, "When is the bicycle rack open?", "What is the capital of Peru?"):
+        plain, read = never.answer(asked), always.answer(asked)
+        assert (plain.outcome, plain.confidence) == (read.outcome, read.confidence)

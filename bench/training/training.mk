@@ -2,7 +2,7 @@
 # included by the root Makefile, run from the repository root. The scripts are in bench/training/ and run
 # from bench/, as the benchmarks do; their results go to bench/results/.
 
-.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves try-shelf-evidence train-embedder try-embedder-objectives try-embedder-ceiling
+.PHONY: fit-ranker train-selector export-selector calibrate-selector bench-selector-quantization try-selector-context try-selector-layers try-selector-epochs try-selector-shelf-negatives train-reader calibrate-reader export-reader tune-reader-doubt bench-reader-windows bench-reader-quantization tune-quotes calibrate-shelves try-shelf-evidence train-embedder try-embedder-objectives try-embedder-ceiling
 
 # Fit the sentence ranker (bot/answering/models/ranker/) on TyDi train + SQuAD train, its refusal on TyDi calib.
 fit-ranker: $(BENCH_STAMP)
@@ -53,6 +53,11 @@ train-reader: $(BENCH_STAMP)
 # Measure and calibrate the shipped reader (bot/answering/models/reader) again, e.g. after a change in how answering reads.
 calibrate-reader: $(BENCH_STAMP)
 	cd bench && ../$(PY) training/train_reader.py --calibrate-only
+
+# When the reader reads with `reader = false`: the margin between the selector's two best sentences below which it
+# reads them anyway (reader_doubt_margin, bench/results/reader-doubt.json; about 6 minutes).
+tune-reader-doubt: $(BENCH_STAMP)
+	cd bench && ../$(PY) training/reader_doubt.py
 
 # Export the trained reader (var/reader/trained, from `make train-reader`) again, then measure and calibrate it.
 export-reader: $(BENCH_STAMP)

@@ -62,8 +62,8 @@ class Answerer:
         # neighbours: each refines the judgement before it, so without the ranker (or the selector) it has
         # nothing to refine.
         selector = Background(load_selector, self.settings) if self.ranker else None
-        # Off by default: then no thread is started for it.
-        reader = Background(load_reader, self.settings) if self.ranker and self.settings.selector and self.settings.reader else None
+        # Only where it reads (every question, or those the selector is torn on): else no thread is started for it.
+        reader = Background(load_reader, self.settings) if self.ranker and self.settings.selector and self.settings.reads_passages else None
         self.engine = _checked_engine(self.settings, self._searcher)
         self.selector = selector.result() if selector else None
         self.reader = reader.result() if reader else None
@@ -90,9 +90,12 @@ class Answerer:
         if judged is not None and self.selector is not None:
             judged = with_selector(self.selector, question, hits, judged, searcher.document_title,
                                    self.settings.selector_candidates, passages)
-            if self.reader is not None:
+            if self.reader is not None and self.settings.reader:
                 judged = with_reader(self.reader, question, hits, judged, searcher.document_text,
                                      self.settings.reader_sentences, passages)
+            elif self.reader is not None and doubtful(judged, self.settings.reader_doubt_margin):
+                judged = reordered_by_reader(self.reader, question, hits, judged, searcher.document_text,
+                                             self.settings.reader_sentences)
         ranked = rank(question, hits, searcher.document_edges, judged.scores if judged else None,
                       judged.boosts if judged else None)
         if prefer_sources and ranked and not ranked[0].about:
@@ -127,14 +130,14 @@ class Answerer:
     def _threshold(self) -> float:
         if self.ranker is None:
             return self.settings.min_confidence
-        if self.reader:
+        if self.reader and self.settings.reader:
             return self.settings.reader_min_probability
         return self.settings.selector_min_probability if self.selector else self.settings.ranker_min_probability
 
     def _not_sure_threshold(self) -> float:
         """Below the answer threshold and at least this sure: the closest quote is shown as "not sure"."""
         settings = self.settings
-        band = (None if self.ranker is None else settings.reader_not_sure_probability if self.reader
+        band = (None if self.ranker is None else settings.reader_not_sure_probability if self.reader and settings.reader
                 else settings.selector_not_sure_probability if self.selector else settings.ranker_not_sure_probability)
         return self._threshold() if band is None else min(band, self._threshold())
 
@@ -189,7 +192,7 @@ def _shared_selector() -> Selector:
 
 def load_reader(settings: Settings) -> Reader | None:
     """The trained passage reader (loaded once per process), unless settings turn it off."""
-    return _shared_reader() if settings.reader else None
+    return _shared_reader() if settings.reads_passages else None
 
 
 @functools.cache
@@ -240,14 +243,35 @@ def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judg
     return stacked(reader.calibration, judged, read, scores, passages) if len(read) else judged
 
 
+def doubtful(judged: Judgement, margin: float) -> bool:
+    """Whether the two best sentences, in the order after the selector, are within `margin` of each other."""
+    if len(judged.scores) < 2:
+        return False
+    best, second = np.sort(judged.lifted)[-1:-3:-1]
+    return bool(best - second < margin)
+
+
+def reordered_by_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judgement,
+                        text: Callable[[int], str], sentences: int) -> Judgement:
+    """The selector's judgement with the passage reader's lifts on its best `sentences` sentences and their
+    neighbours: which is quoted first may change; the probability and the evidence stay the selector's."""
+    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
+    read, scores = reader.read(question, hits, best.tolist(), text)
+    return lifted_by(reader.calibration, judged, read, scores) if len(read) else judged
+
+
+def lifted_by(calibration: Calibration, judged: Judgement, read: np.ndarray, logits: np.ndarray) -> Judgement:
+    """`judged` with the read candidates (indices `read`, their `logits`) lifted by the calibration's lifts."""
+    boosts = list(judged.boosts) if judged.boosts is not None else [None] * len(judged.scores)
+    for index, lift in zip(read, calibration.lifts(logits)):
+        boosts[index] = (boosts[index] or 0.0) + float(lift)
+    return replace(judged, boosts=tuple(boosts))
+
+
 def stacked(calibration: Calibration, judged: Judgement, read: np.ndarray, logits: np.ndarray, passages: int = 1) -> Judgement:
     """`judged` with the read candidates (indices `read`, their `logits`) lifted further, the stacked refusal
     over its probability and the best read one's logit (on a shelf of `passages`), and each read one's own."""
-    lifts = calibration.lifts(logits)
-    boosts = list(judged.boosts) if judged.boosts is not None else [None] * len(judged.scores)
-    for index, lift in zip(read, lifts):
-        boosts[index] = (boosts[index] or 0.0) + float(lift)
-    lifted = replace(judged, boosts=tuple(boosts))
+    lifted = lifted_by(calibration, judged, read, logits)
     best = int(np.argmax(lifted.lifted[read]))
     own = list(judged.probabilities) if judged.probabilities is not None else [None] * len(judged.scores)
     traits = judged.traits[read] if judged.traits is not None else None

@@ -51,7 +51,7 @@ def shipped_models(settings: Settings) -> dict[str, tuple[Path, tuple[str, ...]]
         models["sentence ranker"] = (ranker.MODEL_DIR, ranker.FILES)
     if settings.ranker and settings.selector:
         models["answer selector"] = (selector.MODEL_DIR, selector.FILES)
-    if settings.ranker and settings.selector and settings.reader:
+    if settings.ranker and settings.selector and settings.reads_passages:
         models["passage reader"] = (reader.MODEL_DIR, reader.FILES)
     return models
 
