@@ -289,8 +289,9 @@ def evidence_lines() -> list[str]:
     lines = ["## More evidence for the refusal: tried, not shipped", "",
              f"`make try-shelf-evidence` (`bench/results/shelves-evidence.json`, {results['seconds']} s) refits the refusal on the "
              "fit side's shelves with more evidence: the selector reading the ranker's best 8 sentences rather than 3 (the "
-             "candidate set), and how much of the question's rarer words the chosen sentence and its document hold (the "
-             "question's subject). Out-of-corpus questions refused when every size answers 95% of its own, fitted on the "
+             "candidate set), how much of the question's rarer words the chosen sentence and its document hold (the "
+             "question's subject), and the passage reader's score of the sentence it would put first and its lead (as "
+             "`reader = true` reads every question). Out-of-corpus questions refused when every size answers 95% of its own, fitted on the "
              "whole fit side (in sample) and on half its articles, measured on the other half (both ways, averaged):", "",
              "| evidence | " + " | ".join(f"{size}: in sample" for size in sizes[-1:]) + " | "
              + " | ".join(f"{size}: other half" for size in sizes) + " | answered, " + sizes[-1] + ", other half |",
@@ -305,7 +306,10 @@ def evidence_lines() -> list[str]:
               f"questions have their answer among the 3 sentences the selector reads, and {percent(largest['answer_in_8'])} "
               f"among the ranker's best 8. To answer 95% of them, the refusal must also answer at least "
               f"{percent(max(0.0, 0.95 - largest['answer_read']))} of them whose sentences read hold no answer, as an "
-              "out-of-corpus question's do.", ""]
+              "out-of-corpus question's do." + (
+                  f" Refusing 90% of its out-of-corpus questions instead, the shipped evidence answers "
+                  f"{percent(results['answered_at_90_refused'][sizes[-1]])} of them (in sample)."
+                  if "answered_at_90_refused" in results else ""), ""]
     return lines
 
 

@@ -7,11 +7,14 @@ out-of-corpus questions when it answers 95% of the others. This asks whether mor
   the best from another document than the chosen one, the lead over it, how many documents the 8 come from);
 - the question's subject: how much of the question's weight (each word by its inverse document frequency on
   the shelf) the chosen sentence's document holds, how much the sentence holds, and the rarest question word
-  the document lacks.
+  the document lacks;
+- the passage reader's reading of the selector's best 2 sentences with their neighbours (its score of the one
+  it puts first, and that score's lead over the others read), as `reader = true` reads every question.
 Each variant is fitted as bench/shelves.py fits (every size answering 95% of its in-corpus questions), in
-sample and across two halves of the articles (fitted on one, measured on the other, both ways). It also
-counts how many in-corpus questions have their answer among the sentences read at all. Fit side only: it
-never reads what bench/shelves.py measures on. Writes bench/results/shelves-evidence.json.
+sample and across two halves of the articles (fitted on one, measured on the other, both ways). It also counts
+how many in-corpus questions have their answer among the sentences read at all, and how many the shipped
+evidence answers when each size refuses 90% of its out-of-corpus questions. Fit side only: it never reads what
+bench/shelves.py measures on. Writes bench/results/shelves-evidence.json.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import shelves
 from common import held_out_index, require_data, write_json_results
 from fit_ranker import fit_refusal_on
 
-from bot.answering.answer import Answerer
+from bot.answering.answer import Answerer, with_selector
+from bot.answering.reader import Reader
 from bot.answering.selector import ALL_FEATURES, pair_text
 from bot.cli.evaluation import EvalSet
 from index.search.lexical import tokenize
@@ -37,8 +41,9 @@ READ = 8  # sentences the selector reads here (it reads settings.selector_candid
 SHIPPED_READ = 3
 CANDIDATE_SET = ("best_of_8", "best_other_document", "lead_over_other_document", "documents_of_8")
 SUBJECT = ("question_weight_in_document", "question_weight_in_sentence", "rarest_word_missing")
+READER = ("reader_best", "reader_margin")
 VARIANTS = {"shipped": (), "+ candidate set": CANDIDATE_SET, "+ question's subject": SUBJECT,
-            "+ both": CANDIDATE_SET + SUBJECT}
+            "+ both": CANDIDATE_SET + SUBJECT, "+ the passage reader": READER}
 
 
 def document_frequencies(texts) -> tuple[dict[str, int], int]:
@@ -70,7 +75,18 @@ def candidate_evidence(logits: np.ndarray, documents: list[int], chosen: int) ->
             "lead_over_other_document": float(logits[chosen]) - best_other, "documents_of_8": float(len(set(documents)))}
 
 
-def ask_shelf(shelf: shelves.Shelf) -> list[dict]:
+def reader_evidence(reader: Reader, question: str, hits, judged, text, sentences: int = 2) -> dict[str, float]:
+    """The reader's reading of the `sentences` best after the selector, as bot/answering/answer.py: with_reader reads."""
+    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
+    read, scores = reader.read(question, hits, best.tolist(), text)
+    if not len(read):
+        return {"reader_best": -10.0, "reader_margin": 0.0}  # nothing read: below any score it gives
+    chosen = int(np.argmax(judged.lifted[read] + reader.calibration.lifts(scores)))
+    others = np.delete(scores, chosen)
+    return {"reader_best": float(scores[chosen]), "reader_margin": float(scores[chosen] - (others.max() if len(others) else 0.0))}
+
+
+def ask_shelf(shelf: shelves.Shelf, reader: Reader) -> list[dict]:
     """The shipped evidence and the new, for each question of the shelf."""
     frequencies, documents = document_frequencies(shelf.articles.values())
     records = []
@@ -94,12 +110,15 @@ def ask_shelf(shelf: shelves.Shelf) -> list[dict]:
             if owners[chosen] not in words_of:
                 words_of[owners[chosen]] = set(tokenize(searcher.document_text(owners[chosen])))
             holds = [any(gold in text for gold in question.answers) for text in texts]
+            selected = with_selector(selector, question.question, hits, judged, searcher.document_title,
+                                     SHIPPED_READ, searcher.manifest.passages)
             records.append({
                 "size": shelf.size, "article": question.article, "passages": searcher.manifest.passages,
                 "in_corpus": question.article not in shelf.off_shelf and bool(question.answers),
                 "evidence": list(answer.evidence),
                 "new": {**candidate_evidence(logits, owners, chosen),
-                        **subject_evidence(question.question, texts[chosen], words_of[owners[chosen]], frequencies, documents)},
+                        **subject_evidence(question.question, texts[chosen], words_of[owners[chosen]], frequencies, documents),
+                        **reader_evidence(reader, question.question, hits, selected, searcher.document_text)},
                 "answer_read": any(holds[:SHIPPED_READ]), "answer_in_8": any(holds),
             })
     return records
@@ -147,12 +166,24 @@ def reach(records: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
+def trade_off(records: list[dict], refused: float = 0.9) -> dict[str, float]:
+    """Per size, the share of in-corpus questions the shipped evidence's in-sample fit still answers at the
+    threshold that refuses `refused` of that size's out-of-corpus questions: the price of the target there."""
+    sets = sets_of(records, ())
+    fitted = fit_refusal_on(sets)
+    out = {}
+    for size, (x, y) in sets.items():
+        p = shelves.probabilities(fitted, x)
+        out[size] = round(float(np.mean(p[y == 1] >= np.quantile(p[y == 0], refused))), 4)
+    return out
+
+
 def main() -> int:
     require_data("tydiqa-en-train.json", "squad2-train-10.json")
     started = time.perf_counter()
-    records = []
+    records, reader = [], Reader()
     for shelf in shelves.shelves("fit"):
-        records.extend(ask_shelf(shelf))
+        records.extend(ask_shelf(shelf, reader))
         print(f"{shelf.name}: {len(records)} questions so far, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     variants = {}
     for name, names in VARIANTS.items():
@@ -160,6 +191,7 @@ def main() -> int:
         variants[name] = {"features": [*ALL_FEATURES, *names, *(f"{n}*log_passages" for n in names)],
                           "in_sample": in_sample["calibration"], "across_halves": across_halves(records, names)}
     write_json_results("shelves-evidence.json", {"data": __doc__.split("\n\n")[1], "reach": reach(records),
+                                                 "answered_at_90_refused": trade_off(records),
                                                  "variants": variants, "seconds": round(time.perf_counter() - started)})
     return 0
 
