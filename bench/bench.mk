@@ -71,13 +71,13 @@ eval-reader: $(STAMP)
 	VERBATIM_READER=true $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-reader.json
 	VERBATIM_READER=true $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-reader.json
 
-# The same two reports with the answer selector off: the ranker alone (bench/results/eval-*-no-selector.json).
 # The defaults, but the passage reader never reads (not even where the selector is torn): what reader_doubt_margin buys.
 eval-no-reader-doubt: $(STAMP)
 	@mkdir -p bench/results
 	VERBATIM_READER_DOUBT_MARGIN=0 $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-no-reader-doubt.json
 	VERBATIM_READER_DOUBT_MARGIN=0 $(VENV)/bin/verbatim eval ../shared/data/squad2-dev-a.json --distractors ../shared/data/squad2-distractors.json --holdout-articles 1 --json > bench/results/eval-squad-no-reader-doubt.json
 
+# The same two reports with the answer selector off: the ranker alone (bench/results/eval-*-no-selector.json).
 eval-no-selector: $(STAMP)
 	@mkdir -p bench/results
 	VERBATIM_SELECTOR=false $(VENV)/bin/verbatim eval ../shared/data/tydiqa-en-train.json --slice test --holdout-articles 80 --json > bench/results/eval-tydi-no-selector.json

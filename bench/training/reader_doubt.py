@@ -25,6 +25,8 @@ from common import require_data, set_defaults, write_json_results  # noqa: E402 
 from calibrate_selector import calibration_sets  # noqa: E402
 from train_reader import lifted, measured_rows, reading_first  # noqa: E402
 
+from bot.answering.answer import doubtful  # noqa: E402
+from bot.answering.ranker import Judgement  # noqa: E402
 from bot.answering.reader import Reader  # noqa: E402
 from bot.answering.selector import Selector  # noqa: E402
 from config import load_settings  # noqa: E402
@@ -34,15 +36,14 @@ MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 1e9)
 MAX_SHARE_READ = 0.4
 
 
-def doubtful(row: dict, selector: Selector, margin: float) -> bool:
-    """As answering decides (bot/answering/answer.py: doubtful): the two best after the selector within `margin`."""
-    order = np.sort(lifted(row, 0.0, selector))
-    return len(order) > 1 and order[-1] - order[-2] < margin
+def torn(row: dict, selector: Selector, margin: float) -> bool:
+    """Whether answering would read this question: its order after the selector, judged as answering judges it."""
+    return doubtful(Judgement(lifted(row, 0.0, selector), 0.0), margin)
 
 
 def at_margin(rows: list[dict], selector: Selector, weight: float, margin: float) -> dict:
     """The share of in-corpus questions whose first sentence holds the answer, and of all questions read."""
-    read = [doubtful(row, selector, margin) for row in rows]
+    read = [torn(row, selector, margin) for row in rows]
     firsts = [int(np.argmax(lifted(row, weight if doubt else 0.0, selector))) for row, doubt in zip(rows, read)]
     hits = [row["holds"][first] for row, first in zip(rows, firsts) if row["in_corpus"]]
     return {"margin": margin, "top_hit": round(float(np.mean(hits)), 4), "share_read": round(float(np.mean(read)), 4)}
