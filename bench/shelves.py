@@ -145,9 +145,8 @@ def ask_shelf(shelf: Shelf, fit: bool) -> list[dict]:
     eval_set = EvalSet(shelf.articles, shelf.questions)
     with held_out_index(eval_set, set(), "verbatim-shelf-") as settings:
         answerer = Answerer(settings)
-        if fit:  # evidence over every feature the fit may choose; the decision itself is not used
-            selector = answerer.selector
-            selector.calibration = replace(selector.calibration, features=ALL_FEATURES, refusal_weights=(0.0,) * len(ALL_FEATURES))
+        if fit:
+            record_every_feature(answerer)
         passages = answerer.searcher.manifest.passages
         records = []
         for question in shelf.questions:
@@ -164,6 +163,13 @@ def ask_shelf(shelf: Shelf, fit: bool) -> list[dict]:
                 "quote_source": shown[0].source if shown else None,
             })
         return records
+
+
+def record_every_feature(answerer: Answerer) -> None:
+    """Make `answerer`'s refusal read every feature a fit may choose (ALL_FEATURES), at weight 0: its answers
+    then carry that evidence, and the decision itself is not used."""
+    selector = answerer.selector
+    selector.calibration = replace(selector.calibration, features=ALL_FEATURES, refusal_weights=(0.0,) * len(ALL_FEATURES))
 
 
 def summary(records: list[dict]) -> list[dict]:

@@ -23,7 +23,6 @@ import hashlib
 import math
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -31,9 +30,9 @@ import shelves
 from common import held_out_index, require_data, write_json_results
 from fit_ranker import fit_refusal_on
 
-from bot.answering.answer import Answerer, with_selector
+from bot.answering.answer import Answerer, lifted_by, read_best, with_selector
 from bot.answering.reader import Reader
-from bot.answering.selector import ALL_FEATURES, pair_text
+from bot.answering.selector import ALL_FEATURES, pair_text, stack_evidence
 from bot.cli.evaluation import EvalSet
 from index.search.lexical import tokenize
 
@@ -77,13 +76,12 @@ def candidate_evidence(logits: np.ndarray, documents: list[int], chosen: int) ->
 
 def reader_evidence(reader: Reader, question: str, hits, judged, text, sentences: int = 2) -> dict[str, float]:
     """The reader's reading of the `sentences` best after the selector, as bot/answering/answer.py: with_reader reads."""
-    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
-    read, scores = reader.read(question, hits, best.tolist(), text)
+    read, scores = read_best(reader, question, hits, judged, text, sentences)
     if not len(read):
         return {"reader_best": -10.0, "reader_margin": 0.0}  # nothing read: below any score it gives
-    chosen = int(np.argmax(judged.lifted[read] + reader.calibration.lifts(scores)))
-    others = np.delete(scores, chosen)
-    return {"reader_best": float(scores[chosen]), "reader_margin": float(scores[chosen] - (others.max() if len(others) else 0.0))}
+    chosen = int(np.argmax(lifted_by(reader.calibration, judged, read, scores).lifted[read]))
+    best, margin = stack_evidence(0.5, scores, chosen, features=("best_logit", "logit_margin"))
+    return {"reader_best": float(best), "reader_margin": float(margin)}
 
 
 def ask_shelf(shelf: shelves.Shelf, reader: Reader) -> list[dict]:
@@ -92,8 +90,8 @@ def ask_shelf(shelf: shelves.Shelf, reader: Reader) -> list[dict]:
     records = []
     with held_out_index(EvalSet(shelf.articles, shelf.questions), set(), "verbatim-evidence-") as settings:
         answerer = Answerer(settings)
+        shelves.record_every_feature(answerer)
         selector = answerer.selector
-        selector.calibration = replace(selector.calibration, features=ALL_FEATURES, refusal_weights=(0.0,) * len(ALL_FEATURES))
         searcher = answerer.searcher
         words_of: dict[int, set[str]] = {}
         for question in shelf.questions:

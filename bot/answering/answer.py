@@ -90,7 +90,7 @@ class Answerer:
         if judged is not None and self.selector is not None:
             judged = with_selector(self.selector, question, hits, judged, searcher.document_title,
                                    self.settings.selector_candidates, passages)
-            if self.reader is not None and self.settings.reader:
+            if self._reader_decides:
                 judged = with_reader(self.reader, question, hits, judged, searcher.document_text,
                                      self.settings.reader_sentences, passages)
             elif self.reader is not None and doubtful(judged, self.settings.reader_doubt_margin):
@@ -130,14 +130,14 @@ class Answerer:
     def _threshold(self) -> float:
         if self.ranker is None:
             return self.settings.min_confidence
-        if self.reader and self.settings.reader:
+        if self._reader_decides:
             return self.settings.reader_min_probability
         return self.settings.selector_min_probability if self.selector else self.settings.ranker_min_probability
 
     def _not_sure_threshold(self) -> float:
         """Below the answer threshold and at least this sure: the closest quote is shown as "not sure"."""
         settings = self.settings
-        band = (None if self.ranker is None else settings.reader_not_sure_probability if self.reader and settings.reader
+        band = (None if self.ranker is None else settings.reader_not_sure_probability if self._reader_decides
                 else settings.selector_not_sure_probability if self.selector else settings.ranker_not_sure_probability)
         return self._threshold() if band is None else min(band, self._threshold())
 
@@ -147,6 +147,12 @@ class Answerer:
         certainty for a probability, 0.3 above it for retrieval's own confidence."""
         threshold = self._threshold()
         return threshold + 0.3 if self.ranker is None else (threshold + 1.0) / 2
+
+    @property
+    def _reader_decides(self) -> bool:
+        """Whether the reader reads every question and its score joins the refusal (`reader`), rather than only
+        reordering the questions the selector is torn on."""
+        return self.reader is not None and self.settings.reader
 
     def _embed_query(self, question: str):
         return self.engine.embedder.embed([question])[0]
@@ -238,9 +244,16 @@ def with_reader(reader: Reader, question: str, hits: Sequence[Hit], judged: Judg
     probability. The ranker's own scores are kept: quotes widen by them."""
     if not hits:
         return judged
-    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
-    read, scores = reader.read(question, hits, best.tolist(), text)
+    read, scores = read_best(reader, question, hits, judged, text, sentences)
     return stacked(reader.calibration, judged, read, scores, passages) if len(read) else judged
+
+
+def read_best(reader: Reader, question: str, hits: Sequence[Hit], judged: Judgement,
+              text: Callable[[int], str], sentences: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reader's scores of the `sentences` best in the order after the selector and their neighbours:
+    the indices into `hits` it read, and their scores."""
+    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
+    return reader.read(question, hits, best.tolist(), text)
 
 
 def doubtful(judged: Judgement, margin: float) -> bool:
@@ -255,8 +268,7 @@ def reordered_by_reader(reader: Reader, question: str, hits: Sequence[Hit], judg
                         text: Callable[[int], str], sentences: int) -> Judgement:
     """The selector's judgement with the passage reader's lifts on its best `sentences` sentences and their
     neighbours: which is quoted first may change; the probability and the evidence stay the selector's."""
-    best = np.argsort(-judged.lifted, kind="stable")[:sentences]
-    read, scores = reader.read(question, hits, best.tolist(), text)
+    read, scores = read_best(reader, question, hits, judged, text, sentences)
     return lifted_by(reader.calibration, judged, read, scores) if len(read) else judged
 
 
